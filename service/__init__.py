@@ -1,0 +1,1 @@
+"""Iris classifier service: a LogisticRegression exported to numpy, served by FastAPI."""
