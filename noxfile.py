@@ -39,7 +39,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="offline-kind", venv_backend="none")
 def offline_kind(session: nox.Session) -> None:
-    """Docker engine, kind, Kubernetes and images from Debian's packages (machines with no registry)."""
+    """Docker engine, kind, Kubernetes and images from Debian's packages, for machines with no
+    registry; where the public registry answers, there is nothing to do."""
     session.run("python3", "-m", "ci.offline_kind", "ensure", *session.posargs, external=True)
 
 

@@ -1,1 +1,1 @@
-"""The e2e harness: provisioning, deploying, driving traffic and judging results, one module each."""
+"""The e2e harness: provisioning, deploying, driving traffic, judging results: a module each."""

@@ -1,0 +1,163 @@
+"""Access to one cluster: kubectl for what users type, the kubernetes client for reading state."""
+
+from __future__ import annotations
+
+import selectors
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+
+class KubectlError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PodState:
+    name: str
+    node: str | None
+    ip: str | None
+    phase: str
+    ready: bool
+    terminating: bool
+    restarts: int
+
+    def line(self) -> str:
+        flags = " terminating" if self.terminating else ""
+        return (
+            f"{self.name:<40} node={self.node} ip={self.ip} phase={self.phase} "
+            f"ready={self.ready} restarts={self.restarts}{flags}"
+        )
+
+
+class KubeTarget:
+    """One cluster, one namespace: kubectl and API calls always agree on where they go."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        kubectl_path: str,
+        context: str | None = None,
+        namespace: str = "default",
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.kubectl_path = kubectl_path
+        self.context = context
+        self.namespace = namespace
+
+    def kubectl_args(self, *args: str) -> list[str]:
+        base = [self.kubectl_path, "--kubeconfig", str(self.kubeconfig)]
+        if self.context:
+            base += ["--context", self.context]
+        return [*base, "--namespace", self.namespace, *args]
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        command = self.kubectl_args(*args)
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            raise KubectlError(
+                f"`kubectl {' '.join(args)}` failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result.stdout
+
+    @cached_property
+    def api(self) -> k8s.ApiClient:
+        return k8s_config.new_client_from_config(
+            config_file=str(self.kubeconfig), context=self.context
+        )
+
+    @cached_property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    @cached_property
+    def apps(self) -> k8s.AppsV1Api:
+        return k8s.AppsV1Api(self.api)
+
+    def pods(self, selector: str) -> list[PodState]:
+        items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
+
+    def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
+        """Pod names behind a Service: (ready addresses, not-ready addresses)."""
+        endpoints = self.core.read_namespaced_endpoints(service, self.namespace)
+        ready: set[str] = set()
+        not_ready: set[str] = set()
+        for subset in endpoints.subsets or []:
+            ready |= {a.target_ref.name for a in subset.addresses or [] if a.target_ref}
+            not_ready |= {
+                a.target_ref.name for a in subset.not_ready_addresses or [] if a.target_ref
+            }
+        return ready, not_ready
+
+    def nodes(self) -> dict[str, bool]:
+        """Node name -> whether it is a control-plane node."""
+        roles = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+        return {
+            node.metadata.name: any(r in (node.metadata.labels or {}) for r in roles)
+            for node in self.core.list_node().items
+        }
+
+    @contextmanager
+    def port_forward(self, resource: str, remote_port: int, timeout: float = 30) -> Iterator[str]:
+        """`kubectl port-forward` on a free loopback port; the process never outlives the block."""
+        process = subprocess.Popen(
+            self.kubectl_args(
+                "port-forward", "--address", "127.0.0.1", resource, f":{remote_port}"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield f"http://127.0.0.1:{_forwarded_port(process, timeout)}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:
+    """Read kubectl's 'Forwarding from 127.0.0.1:PORT -> ...' line, within a deadline."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not selector.select(remaining):
+                break
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            if line.startswith("Forwarding from 127.0.0.1:"):
+                return int(line.split(":", 1)[1].split()[0])
+    raise KubectlError(f"kubectl port-forward gave no port within {timeout:g} s: {seen}")
+
+
+def _pod_state(pod: k8s.V1Pod) -> PodState:
+    statuses = pod.status.container_statuses or []
+    conditions = {c.type: c.status for c in pod.status.conditions or []}
+    return PodState(
+        name=pod.metadata.name,
+        node=pod.spec.node_name,
+        ip=pod.status.pod_ip,
+        phase=pod.status.phase or "Unknown",
+        ready=conditions.get("Ready") == "True",
+        terminating=pod.metadata.deletion_timestamp is not None,
+        restarts=sum(s.restart_count for s in statuses),
+    )

@@ -1,0 +1,88 @@
+"""The run's record in reports/: a JSON summary and a per-pod request-share chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from e2e.harness.balance import BalanceVerdict
+
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+
+
+@dataclass
+class RunReport:
+    toolchain: str = ""
+    distributions: dict[str, BalanceVerdict] = field(default_factory=dict)
+    figures: dict[str, object] = field(default_factory=dict)
+
+    def add_distribution(self, label: str, verdict: BalanceVerdict) -> None:
+        self.distributions[label] = verdict
+
+    def write(
+        self,
+        phases: list[tuple[str, float]],
+        suites: list[tuple[str, float]],
+        directory: Path = REPORTS,
+    ) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        summary = directory / "e2e-summary.json"
+        summary.write_text(
+            json.dumps(
+                {
+                    "toolchain": self.toolchain,
+                    "phases_seconds": dict(phases),
+                    "suites_seconds": dict(suites),
+                    "distributions": {
+                        label: _verdict_json(v) for label, v in self.distributions.items()
+                    },
+                    "figures": self.figures,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        written = [summary]
+        if self.distributions:
+            written.append(self._chart(directory / "e2e-pod-shares.png"))
+        return written
+
+    def _chart(self, path: Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        count = len(self.distributions)
+        figure, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
+        for axis, (label, verdict) in zip(axes[0], self.distributions.items(), strict=True):
+            pods = list(verdict.expected_pods)
+            shares = [verdict.shares[pod] for pod in pods]
+            axis.bar(range(len(pods)), shares, color="tab:blue" if verdict.balanced else "tab:red")
+            axis.axhline(1 / len(pods), color="black", linestyle="--", linewidth=1, label="uniform")
+            axis.set_xticks(range(len(pods)), [pod.rsplit("-", 1)[-1] for pod in pods])
+            axis.set_ylabel("share of requests")
+            axis.set_title(
+                f"{label}\n{verdict.total} requests, p = {verdict.p_value:.3g}", fontsize=9
+            )
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return path
+
+
+def _verdict_json(verdict: BalanceVerdict) -> dict:
+    return {
+        "balanced": verdict.balanced,
+        "counts": verdict.counts,
+        "expected_pods": list(verdict.expected_pods),
+        "chi_square": verdict.statistic,
+        "p_value": verdict.p_value,
+        "alpha": verdict.alpha,
+        "max_min_ratio": ratio if math.isfinite(ratio := verdict.max_min_ratio) else None,
+        "missing": list(verdict.missing),
+        "unexpected": list(verdict.unexpected),
+    }

@@ -1,0 +1,142 @@
+"""Driving HTTP traffic at the service and recording which pod answered each request.
+
+Every request is bounded in time, and every loop in count and duration: traffic stays on
+127.0.0.1 (kind's published NodePort, or a port-forward) and stops by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+CLASSIFY_PATH = "/iris/classify_iris"
+TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
+REQUEST_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started: float  # time.monotonic() when the request was sent
+    elapsed: float
+    status: int | None
+    pod: str | None
+    node: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+
+def fresh_connection_client(base_url: str) -> httpx.Client:
+    """A client that opens a new connection for every request, so kube-proxy picks anew."""
+    return httpx.Client(
+        base_url=base_url,
+        timeout=REQUEST_TIMEOUT,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"Connection": "close"},
+    )
+
+
+def keep_alive_client(base_url: str) -> httpx.Client:
+    """A client that keeps one connection open and sends every request on it."""
+    return httpx.Client(
+        base_url=base_url,
+        timeout=REQUEST_TIMEOUT,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    )
+
+
+def classify(client: httpx.Client, sample: dict | None = None) -> Outcome:
+    started = time.monotonic()
+    try:
+        response = client.post(CLASSIFY_PATH, json=sample or TUTORIAL_SAMPLE)
+    except httpx.HTTPError as error:
+        return Outcome(
+            started,
+            time.monotonic() - started,
+            None,
+            None,
+            None,
+            f"{type(error).__name__}: {error}",
+        )
+    return Outcome(
+        started,
+        time.monotonic() - started,
+        response.status_code,
+        response.headers.get("x-pod-name"),
+        response.headers.get("x-node-name"),
+    )
+
+
+def fresh_connection_requests(base_url: str, count: int, concurrency: int = 4) -> list[Outcome]:
+    """`count` classify requests, each on its own connection, `concurrency` at a time."""
+    local = threading.local()
+
+    def one(_: int) -> Outcome:
+        if not hasattr(local, "client"):
+            local.client = fresh_connection_client(base_url)
+        return classify(local.client)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def keep_alive_requests(base_url: str, count: int) -> list[Outcome]:
+    with keep_alive_client(base_url) as client:
+        return [classify(client) for _ in range(count)]
+
+
+@dataclass
+class BackgroundTraffic:
+    """Steady classify traffic on fresh connections from a thread, while a test changes the
+    cluster. Stops when the block ends, or earlier at `max_seconds` or `max_requests`."""
+
+    base_url: str
+    interval: float = 0.02
+    max_seconds: float = 180.0
+    max_requests: int = 20_000
+    outcomes: list[Outcome] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with fresh_connection_client(self.base_url) as client:
+            while (
+                not self._stop.is_set()
+                and time.monotonic() < deadline
+                and len(self.outcomes) < self.max_requests
+            ):
+                self.outcomes.append(classify(client))
+                self._stop.wait(self.interval)
+
+    @contextmanager
+    def running(self) -> Iterator[BackgroundTraffic]:
+        thread = threading.Thread(target=self._run, name="background-traffic", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=REQUEST_TIMEOUT + 5)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if not outcome.ok]
+
+    def error_ratio(self) -> float:
+        return len(self.failures) / len(self.outcomes) if self.outcomes else 0.0
+
+    def summary(self) -> str:
+        failures = self.failures
+        lines = [
+            f"{len(self.outcomes)} requests, {len(failures)} failed ({self.error_ratio():.2%})"
+        ]
+        lines += [f"  {f.status} {f.error} from {f.pod}" for f in failures[:10]]
+        return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""Scaling by re-applying the Deployment, as the tutorial does, while traffic runs."""
+
+import time
+
+import pytest
+
+from e2e.harness import balance, deploy
+from e2e.harness.traffic import BackgroundTraffic, fresh_connection_requests
+from e2e.harness.waiting import Observation, wait_until
+
+# kube-proxy rewrites its rules within about a second of an endpoint change; a request sent
+# later than this after the pod left the endpoints must not reach it.
+PROPAGATION_SECONDS = 2.0
+
+
+def _terminating_pod(target) -> Observation:
+    terminating = [p.name for p in target.pods(deploy.SELECTOR) if p.terminating]
+    return Observation(
+        len(terminating) == 1,
+        f"terminating pods {terminating}",
+        terminating[0] if terminating else None,
+    )
+
+
+def _left_endpoints(target, pod: str) -> Observation:
+    ready, not_ready = target.endpoint_pods(deploy.NODE_PORT_SERVICE)
+    return Observation(pod not in ready | not_ready, f"endpoints {sorted(ready | not_ready)}")
+
+
+def _requests_after(traffic: BackgroundTraffic, moment: float, count: int) -> Observation:
+    seen = sum(1 for o in traffic.outcomes if o.started > moment)
+    return Observation(seen >= count, f"{seen} requests since")
+
+
+def test_scaling_down_to_two_removes_one_pod_and_fails_no_request(
+    deployment, three_replicas, target, service_url, run
+):
+    traffic = BackgroundTraffic(service_url)
+    with traffic.running():
+        deployment.apply(replicas=2)
+        removed = wait_until(
+            lambda: _terminating_pod(target), what="one pod terminating", timeout=30, interval=0.1
+        ).value
+        wait_until(
+            lambda: _left_endpoints(target, removed),
+            what=f"{removed} out of endpoints",
+            timeout=30,
+            interval=0.1,
+        )
+        left_at = time.monotonic()
+        remaining = deployment.wait_settled(2)
+        gone_at = time.monotonic()
+        wait_until(
+            lambda: _requests_after(traffic, gone_at, 50), what="traffic after settling", timeout=30
+        )
+
+    late = [
+        o
+        for o in traffic.outcomes
+        if o.pod == removed and o.started > left_at + PROPAGATION_SECONDS
+    ]
+    window = [o for o in traffic.outcomes if left_at + PROPAGATION_SECONDS < o.started < gone_at]
+    run.timer.say(
+        f"[e2e] scale 3 -> 2: {removed} left the endpoints, was gone {gone_at - left_at:.1f} s "
+        f"later; {len(window)} requests in that window (after {PROPAGATION_SECONDS} s), "
+        f"{len(late)} reached it; {traffic.summary()}"
+    )
+    assert sorted(remaining) == sorted(set(three_replicas) - {removed})
+    assert {p.name for p in target.pods(deploy.SELECTOR)} == set(remaining)
+    assert not late, f"{len(late)} requests reached {removed} after it left the endpoints"
+    assert not traffic.failures, traffic.summary()
+    answered_after = {o.pod for o in traffic.outcomes if o.started > gone_at}
+    assert answered_after == set(remaining), answered_after
+
+
+def test_scaling_up_to_five_reaches_all_five_then_back_to_three(
+    deployment, three_replicas, service_url, report, run
+):
+    deployment.apply(replicas=5)
+    five = deployment.wait_settled(5)
+    count = balance.required_requests(len(five))
+    outcomes = fresh_connection_requests(service_url, count)
+    assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]
+    verdict = balance.judge_balance(
+        balance.count_by(o.pod for o in outcomes),
+        five,
+        balance.Transport.NEW_CONNECTION_PER_REQUEST,
+    )
+    report.add_distribution("5 replicas, new connection per request", verdict)
+    assert not verdict.missing, verdict.explain()
+    assert verdict.balanced, verdict.explain()
+
+    traffic = BackgroundTraffic(service_url)
+    with traffic.running():
+        deployment.apply(replicas=3)
+        three = deployment.wait_settled(3)
+    run.timer.say(f"[e2e] scale 5 -> 3: {traffic.summary()}")
+    assert set(three) < set(five)
+    assert not traffic.failures, traffic.summary()
+
+
+@pytest.fixture(autouse=True)
+def _back_to_three(deployment):
+    """A failed scaling assessment must not leave the next suite on another replica count."""
+    yield
+    deployment.apply(replicas=deploy.DEFAULT_REPLICAS)

@@ -1,0 +1,69 @@
+"""Phase timing table and the choice between the online and the offline toolchain."""
+
+import json
+
+import pytest
+
+from e2e.harness import toolchain
+from e2e.harness.timing import PhaseTimer, format_table
+
+
+def test_table_lists_phases_and_their_total():
+    table = format_table([("create cluster", 50.04), ("load image", 20.0)])
+    lines = table.splitlines()
+    assert lines[2].split() == ["create", "cluster", "50.0"]
+    assert lines[-1].split() == ["total", "70.0"]
+
+
+def test_a_failed_phase_is_recorded_as_failed():
+    said = []
+    timer = PhaseTimer(say=said.append)
+    with pytest.raises(RuntimeError), timer.phase("rollout"):
+        raise RuntimeError("boom")
+    assert timer.phases[0][0] == "rollout (failed)"
+    assert said[-1].startswith("[e2e] rollout failed after")
+
+
+@pytest.fixture
+def offline_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("IRIS_OFFLINE_CACHE", str(tmp_path))
+    return tmp_path / "env.json"
+
+
+def test_online_is_chosen_when_the_registry_answers(offline_env, monkeypatch):
+    monkeypatch.setattr(toolchain, "registry_reachable", lambda: True)
+    chosen = toolchain.detect("auto")
+    assert not chosen.offline
+    assert chosen.node_image is None
+
+
+def test_offline_env_is_used_when_no_registry_answers(offline_env, monkeypatch):
+    monkeypatch.setattr(toolchain, "registry_reachable", lambda: False)
+    offline_env.write_text(
+        json.dumps({"kind": "/k", "kubectl": "/kc", "node_image": "n:1", "base_image": "b:1"})
+    )
+    chosen = toolchain.detect("auto")
+    assert (chosen.offline, chosen.kind, chosen.node_image, chosen.base_image) == (
+        True,
+        "/k",
+        "n:1",
+        "b:1",
+    )
+    assert "offline path" in chosen.describe()
+
+
+def test_offline_without_env_file_says_how_to_make_it(offline_env, monkeypatch):
+    monkeypatch.setattr(toolchain, "registry_reachable", lambda: False)
+    with pytest.raises(RuntimeError, match="nox -s offline-kind"):
+        toolchain.detect("auto")
+
+
+def test_incomplete_env_file_names_the_missing_keys(offline_env):
+    offline_env.write_text(json.dumps({"kind": "/k"}))
+    with pytest.raises(ValueError, match="base_image"):
+        toolchain.detect("offline")
+
+
+def test_unknown_choice_is_rejected():
+    with pytest.raises(ValueError, match="IRIS_TOOLCHAIN"):
+        toolchain.detect("sideways")
