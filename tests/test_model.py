@@ -1,0 +1,107 @@
+"""The exported model against scikit-learn's: same probabilities, good accuracy, safe loading."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service import train
+from service.model import FEATURES, IrisModel, load_or_train
+
+TUTORIAL_SAMPLE = (2.0, 4.0, 2.0, 4.0)
+
+
+def test_probabilities_equal_predict_proba_on_the_whole_data_set(fitted, artifact):
+    estimator, data, _ = fitted
+    model = IrisModel.load(artifact)
+    ours = np.array([model.probabilities(row) for row in data])
+    np.testing.assert_allclose(ours, estimator.predict_proba(data), rtol=0, atol=1e-12)
+
+
+def test_artifact_keeps_scikit_learns_class_order(fitted, artifact):
+    _, _, classes = fitted
+    assert IrisModel.load(artifact).classes == classes
+    assert set(classes) == {"setosa", "versicolor", "virginica"}
+
+
+def test_accuracy_on_the_iris_data(fitted, artifact, iris_names):
+    _, data, _ = fitted
+    model = IrisModel.load(artifact)
+    predicted = [model.classify(row)[0] for row in data]
+    accuracy = np.mean([p == t for p, t in zip(predicted, iris_names, strict=True)])
+    assert accuracy >= 0.95
+
+
+def test_tutorial_sample_is_a_confident_setosa(artifact):
+    name, probabilities = IrisModel.load(artifact).classify(TUTORIAL_SAMPLE)
+    assert name == "setosa"
+    assert max(probabilities) >= 0.98
+
+
+def test_probabilities_stay_finite_for_extreme_inputs(artifact):
+    # Without the max shift, exp() of these scores would overflow to inf and give NaN.
+    probabilities = IrisModel.load(artifact).probabilities((100.0, 0.001, 100.0, 100.0))
+    assert all(np.isfinite(probabilities))
+    assert sum(probabilities) == pytest.approx(1.0)
+
+
+def test_artifact_is_loaded_without_pickle(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(
+        path,
+        coef=np.zeros((3, 4)),
+        intercept=np.zeros(3),
+        classes=np.array([object(), 1, 2], dtype=object),
+        features=np.array(FEATURES),
+    )
+    with pytest.raises(ValueError, match="allow_pickle"):
+        IrisModel.load(path)
+
+
+def test_artifact_with_other_features_is_refused(artifact, tmp_path):
+    with np.load(artifact) as data:
+        arrays = dict(data)
+    arrays["features"] = np.array(list(reversed(FEATURES)))
+    path = tmp_path / "reordered.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="trained on features"):
+        IrisModel.load(path)
+
+
+@pytest.mark.parametrize(
+    ("coef", "intercept", "message"),
+    [
+        (np.zeros((3, 3)), np.zeros(3), "4 weights per class"),
+        (np.zeros((2, 4)), np.zeros(3), "one weight row and intercept per class"),
+    ],
+)
+def test_malformed_weights_are_refused(coef, intercept, message):
+    with pytest.raises(ValueError, match=message):
+        IrisModel.from_arrays(coef, intercept, ["a", "b", "c"])
+
+
+def test_missing_artifact_is_trained_at_start_up(tmp_path, fitted, caplog):
+    estimator, data, _ = fitted
+    with caplog.at_level(logging.WARNING, logger="service.model"):
+        model = load_or_train(tmp_path / "absent.npz")
+    assert "training one at start-up" in caplog.text
+    ours = np.array([model.probabilities(row) for row in data])
+    np.testing.assert_allclose(ours, estimator.predict_proba(data), rtol=0, atol=1e-12)
+
+
+def test_train_cli_writes_exactly_the_path_given(tmp_path: Path):
+    path = tmp_path / "out" / "model"  # no .npz suffix: numpy must not add one
+    assert train.main([str(path)]) == 0
+    assert path.is_file()
+    assert IrisModel.load(path).classes == ("setosa", "versicolor", "virginica")
+
+
+def test_export_refuses_a_model_that_disagrees_with_predict_proba(fitted, monkeypatch):
+    estimator, data, classes = fitted
+    # An estimator whose predict_proba is not the softmax of its linear scores.
+    monkeypatch.setattr(estimator, "predict_proba", lambda x: np.full((len(x), 3), 1 / 3))
+    with pytest.raises(RuntimeError, match="disagrees with predict_proba"):
+        train.export(estimator, classes, data)

@@ -1,0 +1,308 @@
+"""The HTTP API in process: endpoints, identity headers, readiness, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.app import HEALTHY
+from service.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BODY_BYTES
+
+pytestmark = pytest.mark.anyio
+
+SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
+JSON = {"content-type": "application/json"}
+CLASSIFY = "/iris/classify_iris"
+BATCH = "/iris/classify_batch"
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    return {**SAMPLE, **changes}
+
+
+def raw_sample(field: str, literal: str) -> bytes:
+    """A sample with one value written verbatim, for what json.dumps would not write."""
+    others = ", ".join(f'"{k}": {v}' for k, v in SAMPLE.items() if k != field)
+    return f'{{"{field}": {literal}, {others}}}'.encode()
+
+
+def problem(response: httpx.Response) -> str:
+    """The error body as one line: "where: what" for each problem."""
+    detail = response.json()["detail"]
+    if isinstance(detail, str):
+        return detail
+    return "; ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in detail)
+
+
+async def chunked(data: bytes, chunk: int = 4096):
+    # An async iterator: httpx sends it without Content-Length, as a chunked upload would be.
+    for start in range(0, len(data), chunk):
+        yield data[start : start + chunk]
+
+
+def features(row: np.ndarray) -> dict[str, float]:
+    return dict(zip(SAMPLE, map(float, row), strict=True))
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+async def test_healthcheck(client):
+    response = await client.get("/healthcheck")
+    assert response.status_code == 200
+    assert response.json() == HEALTHY == "Iris classifier is ready!"
+
+
+async def test_ready_once_the_model_is_loaded(client):
+    response = await client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+
+
+async def test_not_ready_before_the_model_is_loaded(unstarted_client):
+    ready = await unstarted_client.get("/readyz")
+    assert ready.status_code == 503
+    classify = await unstarted_client.post(CLASSIFY, json=SAMPLE)
+    assert classify.status_code == 503
+    assert "not loaded" in problem(classify)
+    # Liveness does not depend on the model: a pod still loading must not be restarted.
+    assert (await unstarted_client.get("/healthcheck")).status_code == 200
+
+
+async def test_tutorial_sample_is_setosa(client):
+    response = await client.post(CLASSIFY, json=SAMPLE)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"class", "probability"}
+    assert body["class"] == "setosa"
+    assert body["probability"] >= 0.98
+
+
+async def test_classify_agrees_with_predict_proba_on_every_sample(client, fitted):
+    estimator, data, classes = fitted
+    expected = estimator.predict_proba(data)
+    for row, proba in zip(data, expected, strict=True):
+        response = await client.post(CLASSIFY, json=features(row))
+        assert response.status_code == 200
+        assert response.json() == {
+            "class": classes[int(np.argmax(proba))],
+            "probability": round(float(proba.max()), 2),
+        }
+
+
+async def test_batch_gives_predict_proba_for_every_class(client, fitted, iris_names):
+    estimator, data, classes = fitted
+    got = []
+    for start in range(0, len(data), DEFAULT_MAX_BATCH_SIZE):
+        rows = data[start : start + DEFAULT_MAX_BATCH_SIZE]
+        response = await client.post(BATCH, json={"samples": [features(r) for r in rows]})
+        assert response.status_code == 200
+        got.extend(response.json()["predictions"])
+    assert len(got) == len(data)
+    assert all(set(p["probabilities"]) == set(classes) for p in got)
+    ours = np.array([[p["probabilities"][c] for c in classes] for p in got])
+    np.testing.assert_allclose(ours, estimator.predict_proba(data), rtol=0, atol=1e-12)
+    assert [p["class"] for p in got] == [classes[i] for i in ours.argmax(axis=1)]
+    accuracy = np.mean([p["class"] == t for p, t in zip(got, iris_names, strict=True)])
+    assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        pytest.param(sample(sepal_length=5.1, petal_width=0.2), JSON, id="floats"),
+        pytest.param(SAMPLE, {"content-type": "application/json; charset=utf-8"}, id="charset"),
+        pytest.param(sample(sepal_length=100), JSON, id="upper-bound"),
+    ],
+)
+async def test_valid_variants_are_accepted(client, body, headers):
+    response = await client.post(CLASSIFY, json=body, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+async def test_openapi_documents_the_batch_limit(client):
+    schema = (await client.get("/openapi.json")).json()
+    batch = schema["components"]["schemas"]["BatchRequest"]["properties"]["samples"]
+    assert batch["maxItems"] == DEFAULT_MAX_BATCH_SIZE
+
+
+# --- identity headers and the access log --------------------------------------------------------
+
+TOO_BIG = b"x" * (DEFAULT_MAX_BODY_BYTES + 1)
+TEXT = {"content-type": "text/plain"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        pytest.param("GET", "/healthcheck", {}, 200, id="200"),
+        pytest.param("POST", CLASSIFY, {"json": SAMPLE}, 200, id="200-classify"),
+        pytest.param("GET", "/missing", {}, 404, id="404"),
+        pytest.param("GET", CLASSIFY, {}, 405, id="405"),
+        pytest.param("POST", CLASSIFY, {"content": TOO_BIG, "headers": JSON}, 413, id="413"),
+        pytest.param("POST", "/missing", {"content": TOO_BIG, "headers": JSON}, 413, id="413-any"),
+        pytest.param("POST", CLASSIFY, {"content": b"{}", "headers": TEXT}, 415, id="415"),
+        pytest.param("POST", CLASSIFY, {"json": {}}, 422, id="422"),
+        pytest.param("POST", CLASSIFY, {"content": b"1" * 5000, "headers": JSON}, 400, id="400"),
+    ],
+)
+async def test_identity_headers_on_every_response(client, method, path, kwargs, status):
+    response = await client.request(method, path, **kwargs)
+    assert response.status_code == status
+    assert response.headers["x-pod-name"] == "test-pod"
+    assert response.headers["x-node-name"] == "test-node"
+
+
+async def test_identity_headers_before_the_model_is_loaded(unstarted_client):
+    response = await unstarted_client.get("/readyz")
+    assert response.status_code == 503
+    assert (response.headers["x-pod-name"], response.headers["x-node-name"]) == (
+        "test-pod",
+        "test-node",
+    )
+
+
+class BrokenModel:
+    classes = ("setosa", "versicolor", "virginica")
+
+    def classify(self, x):
+        raise RuntimeError("boom")
+
+
+async def test_internal_error_is_a_500_with_identity_headers_and_no_traceback(app, client, caplog):
+    app.state.model = BrokenModel()
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        response = await client.post(CLASSIFY, json=SAMPLE)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+    assert response.headers["x-pod-name"] == "test-pod"
+    assert response.headers["x-node-name"] == "test-node"
+    assert "status=500" in caplog.text
+
+
+async def test_one_access_log_line_per_request_naming_the_pod(client, caplog):
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        await client.post(CLASSIFY, json=SAMPLE)
+        await client.get("/missing")
+    lines = [r.getMessage() for r in caplog.records if r.name == "service.access"]
+    assert len(lines) == 2
+    assert re.fullmatch(
+        r"method=POST path=/iris/classify_iris status=200 duration_ms=\d+\.\d\d pod=test-pod",
+        lines[0],
+    )
+    assert lines[1].startswith("method=GET path=/missing status=404 ")
+
+
+# --- bad input: always a 4xx naming what is wrong -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "literal", "reason"),
+    [
+        pytest.param("sepal_length", '"long"', "valid number", id="string"),
+        pytest.param("sepal_length", '"5.1"', "valid number", id="numeric-string"),
+        pytest.param("sepal_width", "true", "valid number", id="boolean"),
+        pytest.param("petal_length", "null", "valid number", id="null"),
+        pytest.param("petal_width", "[1.0]", "valid number", id="list"),
+        pytest.param("petal_width", '{"cm": 1.0}', "valid number", id="object"),
+        pytest.param("sepal_length", "NaN", "finite number", id="nan"),
+        pytest.param("sepal_width", "Infinity", "finite number", id="infinity"),
+        pytest.param("petal_length", "-Infinity", "finite number", id="minus-infinity"),
+        pytest.param("petal_width", "1e999", "finite number", id="overflow"),
+        pytest.param("sepal_length", "-1", "greater than 0", id="negative"),
+        pytest.param("sepal_length", "0", "greater than 0", id="zero"),
+        pytest.param("petal_length", "100.5", "less than or equal to 100", id="too-big"),
+        pytest.param("petal_length", "1e30", "less than or equal to 100", id="absurd"),
+    ],
+)
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+async def test_bad_value_is_refused_naming_field_and_reason(client, field, literal, reason, batch):
+    # Raw JSON: httpx's json= refuses to encode NaN and Infinity, which other clients do send.
+    body = raw_sample(field, literal)
+    if batch:
+        response = await client.post(BATCH, content=b'{"samples": [%s]}' % body, headers=JSON)
+        where = f"body.samples.0.{field}"
+    else:
+        response = await client.post(CLASSIFY, content=body, headers=JSON)
+        where = f"body.{field}"
+    assert response.status_code == 422
+    assert f"{where}: " in problem(response)
+    assert reason in problem(response)
+
+
+DIGITS = "9" * 5000  # longer than Python's int-parsing limit of 4300 digits
+DEEP = b"[" * 30_000 + b"]" * 30_000  # nesting beyond the JSON decoder's recursion limit
+ALL_FIELDS = ", ".join(f'"{k}": {v}' for k, v in SAMPLE.items())
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "headers", "status", "mentions"),
+    [
+        pytest.param(CLASSIFY, ALL_FIELDS.replace(', "petal_width": 4', ""), JSON, 422,
+                     ["body.petal_width", "Field required"], id="missing-field"),
+        pytest.param(CLASSIFY, ALL_FIELDS + ', "colour": "blue"', JSON, 422,
+                     ["body.colour", "Extra inputs are not permitted"], id="extra-field"),
+        pytest.param(CLASSIFY, b"", JSON, 422, ["body", "JSON request body is required"],
+                     id="empty-body"),
+        pytest.param(CLASSIFY, b'{"sepal_length": 2,', JSON, 422, ["body", "invalid JSON"],
+                     id="invalid-json"),
+        pytest.param(CLASSIFY, b"[2, 4, 2, 4]", JSON, 422, ["body", "valid dictionary"],
+                     id="array-body"),
+        pytest.param(CLASSIFY, b'"setosa"', JSON, 422, ["body", "valid dictionary"],
+                     id="string-body"),
+        pytest.param(CLASSIFY, raw_sample("sepal_length", DIGITS), JSON, 400,
+                     ["error parsing the body", "4300 digits"], id="huge-integer"),
+        pytest.param(CLASSIFY, DEEP, JSON, 400, ["error parsing the body", "recursion"],
+                     id="deep-nesting"),
+        pytest.param(CLASSIFY, b"\xff\xfe\xfa", JSON, 400, ["error parsing the body", "decode"],
+                     id="not-utf8"),
+        pytest.param(CLASSIFY, TOO_BIG, JSON, 413,
+                     ["request body too large", f"limit is {DEFAULT_MAX_BODY_BYTES} bytes"],
+                     id="too-large"),
+        pytest.param(CLASSIFY, chunked(TOO_BIG), JSON, 413,
+                     ["request body too large", f"limit is {DEFAULT_MAX_BODY_BYTES} bytes"],
+                     id="too-large-chunked"),
+        pytest.param(CLASSIFY, b"{}", TEXT, 415,
+                     ["Content-Type must be application/json", "text/plain"], id="text-plain"),
+        pytest.param(CLASSIFY, b"{}", {}, 415,
+                     ["Content-Type must be application/json", "none"], id="no-content-type"),
+        pytest.param(CLASSIFY, b"sepal_length=2",
+                     {"content-type": "application/x-www-form-urlencoded"}, 415,
+                     ["Content-Type must be application/json", "x-www-form-urlencoded"],
+                     id="form"),
+        pytest.param(BATCH, {"samples": [SAMPLE] * (DEFAULT_MAX_BATCH_SIZE + 1)}, JSON, 422,
+                     ["body.samples", f"at most {DEFAULT_MAX_BATCH_SIZE} items"],
+                     id="batch-too-large"),
+        pytest.param(BATCH, {"samples": []}, JSON, 422, ["body.samples", "at least 1 item"],
+                     id="batch-empty"),
+        pytest.param(BATCH, {"samples": SAMPLE}, JSON, 422, ["body.samples", "valid list"],
+                     id="batch-not-a-list"),
+        pytest.param(BATCH, {}, JSON, 422, ["body.samples", "Field required"],
+                     id="batch-missing"),
+        pytest.param(BATCH, {"samples": [SAMPLE], "all": True}, JSON, 422,
+                     ["body.all", "Extra inputs are not permitted"], id="batch-extra-field"),
+        pytest.param(BATCH, b"{}", TEXT, 415, ["Content-Type must be application/json"],
+                     id="batch-text-plain"),
+    ],
+)  # fmt: skip
+async def test_bad_body_is_refused_with_a_reason(client, path, content, headers, status, mentions):
+    if isinstance(content, dict):
+        content = json.dumps(content).encode()
+    elif isinstance(content, str):
+        content = ("{" + content + "}").encode()
+    response = await client.post(path, content=content, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert response.status_code == status, response.text
+    for fragment in mentions:
+        assert fragment in problem(response)
+
+
+async def test_validation_errors_do_not_echo_the_input(client):
+    response = await client.post(CLASSIFY, json=sample(sepal_length="a secret"))
+    assert response.status_code == 422
+    assert "a secret" not in response.text
