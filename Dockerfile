@@ -1,0 +1,57 @@
+# The iris classifier's image. Build it with `nox -s image` (e2e.harness.image.build_image),
+# which passes BASE_IMAGE on machines that reach no registry.
+#
+# BASE_IMAGE: an official slim Python 3.11+ image, or a stand-in that looks like one (python on
+# PATH, the venv module): see e2e/harness/toolchain.py.
+ARG BASE_IMAGE=python:3.12-slim
+
+# --- deps: the running service's dependencies in /opt/venv ---------------------------------------
+FROM ${BASE_IMAGE} AS deps
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+# A venv rather than the system site-packages: Debian's python refuses system-wide pip installs
+# (PEP 668), and one directory is easy to copy into the runtime stage.
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /build
+# pyproject.toml is the one list of dependencies. Only it is copied before installing, so code
+# changes leave this layer cached.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print(*p['dependencies'], sep='\n')" > requirements.txt \
+ && pip install -r requirements.txt
+
+# --- train: scikit-learn on top of deps, used once to write the artifact --------------------------
+FROM deps AS train
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print(*p['optional-dependencies']['train'], sep='\n')" > train-requirements.txt \
+ && pip install -r train-requirements.txt
+COPY service/ ./service/
+# Bytecode is compiled here because the runtime filesystem is read-only; unchecked-hash keeps it
+# valid whatever mtimes the copy gives the sources.
+RUN python -m service.train /opt/iris/model.npz \
+ && python -m compileall -q --invalidation-mode unchecked-hash service
+
+# --- venv: the deps venv without pip, which the running service never needs ----------------------
+FROM deps AS venv
+RUN python -m pip uninstall -q -y pip
+
+# --- runtime: no scikit-learn, no compilers, no pip in the venv, not root -------------------------
+FROM ${BASE_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODEL_PATH=/opt/iris/model.npz
+COPY --from=venv /opt/venv /opt/venv
+COPY --from=train /opt/iris/model.npz /opt/iris/model.npz
+COPY --from=train /build/service /app/service
+WORKDIR /app
+# Numeric, so that runAsNonRoot can verify it without an /etc/passwd entry.
+USER 10001:10001
+EXPOSE 5000
+# --no-access-log: the service logs one line per request itself, naming the pod.
+# --timeout-graceful-shutdown: in-flight requests get 20 s after SIGTERM, inside Kubernetes'
+# default 30 s grace period less the preStop sleep.
+CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "5000", \
+     "--no-access-log", "--timeout-graceful-shutdown", "20"]
