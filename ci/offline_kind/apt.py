@@ -1,0 +1,332 @@
+"""Phase 1: host packages and apt sources; helpers to query and fetch packages.
+
+trixie is added with Pin-Priority 100 so nothing on the host upgrades by
+itself: we only ever fetch from it by explicit version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import fsutil
+from .phases import Context, Phase
+from .proc import PhaseError, Runner
+
+SOURCES_FILE = Path("/etc/apt/sources.list.d/iris-offline-kind.sources")
+PREFERENCES_FILE = Path("/etc/apt/preferences.d/iris-offline-kind-trixie")
+LISTS_DIR = Path("/var/lib/apt/lists")
+
+# What the note found necessary on Debian 12, plus patch (source patches),
+# libseccomp2 (runc) and ca-certificates.
+HOST_PACKAGES = [
+    "ca-certificates", "debootstrap", "dpkg-dev", "gcc", "golang-go",
+    "golang-github-modern-go-reflect2-dev", "iptables", "jq", "libc6-dev",
+    "libseccomp2", "patch", "rsync", "xz-utils",
+]
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+# ---------------------------------------------------------------- sources
+
+
+def parse_deb822(text: str) -> list[dict[str, str]]:
+    paragraphs, current, last = [], {}, None
+    for raw in text.splitlines():
+        if raw.startswith("#"):
+            continue
+        if not raw.strip():
+            if current:
+                paragraphs.append(current)
+            current, last = {}, None
+            continue
+        if raw[0] in " \t" and last:
+            current[last] += "\n" + raw.strip()
+            continue
+        name, sep, value = raw.partition(":")
+        if sep:
+            last = name.strip().lower()
+            current[last] = value.strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def parse_one_line(text: str) -> list[dict[str, str]]:
+    entries = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        options = {}
+        m = re.match(r"^(deb|deb-src)\s+\[([^\]]*)\]\s+(.*)$", line)
+        if m:
+            kind, opts, rest = m.groups()
+            for opt in opts.split():
+                k, _, v = opt.partition("=")
+                options[k.lower()] = v
+        else:
+            kind, _, rest = line.partition(" ")
+        parts = rest.split()
+        if kind not in ("deb", "deb-src") or len(parts) < 2:
+            continue
+        entry = {"types": kind, "uris": parts[0], "suites": parts[1],
+                 "components": " ".join(parts[2:])}
+        if "signed-by" in options:
+            entry["signed-by"] = options["signed-by"]
+        entries.append(entry)
+    return entries
+
+
+def find_mirror(entries: Iterable[dict[str, str]], suite: str = "bookworm") -> tuple[str, str]:
+    """URI and keyring of the entry that serves `suite` binary packages."""
+    for entry in entries:
+        if "deb" not in entry.get("types", "").split():
+            continue
+        if entry.get("enabled", "yes").lower() == "no":
+            continue
+        if suite in entry.get("suites", "").split():
+            uri = entry.get("uris", "").split()[0]
+            signed_by = entry.get("signed-by", "").strip() or DEFAULT_KEYRING
+            if "\n" in signed_by or "BEGIN PGP" in signed_by:
+                signed_by = DEFAULT_KEYRING  # inline key block: fall back to the keyring
+            return uri, signed_by
+    return DEFAULT_MIRROR, DEFAULT_KEYRING
+
+
+def read_host_sources(skip: Path = SOURCES_FILE) -> list[dict[str, str]]:
+    entries: list[dict[str, str]] = []
+    main_list = Path("/etc/apt/sources.list")
+    if main_list.is_file():
+        entries += parse_one_line(main_list.read_text())
+    d = Path("/etc/apt/sources.list.d")
+    if d.is_dir():
+        for f in sorted(d.iterdir()):
+            if f == skip:
+                continue
+            if f.suffix == ".sources":
+                entries += parse_deb822(f.read_text())
+            elif f.suffix == ".list":
+                entries += parse_one_line(f.read_text())
+    return entries
+
+
+def render_sources(uri: str, signed_by: str) -> str:
+    return (
+        "# Managed by ci/offline_kind (python3 -m ci.offline_kind ensure).\n"
+        "# bookworm sources: Kubernetes 1.20 and kind's files come from source packages.\n"
+        "Types: deb-src\n"
+        f"URIs: {uri}\n"
+        "Suites: bookworm\n"
+        "Components: main\n"
+        f"Signed-By: {signed_by}\n"
+        "\n"
+        "# trixie: Docker 26 and kind 0.27, fetched by explicit version only (see the pin).\n"
+        "Types: deb deb-src\n"
+        f"URIs: {uri}\n"
+        "Suites: trixie\n"
+        "Components: main\n"
+        f"Signed-By: {signed_by}\n"
+    )
+
+
+PREFERENCES = (
+    "# Managed by ci/offline_kind: never upgrade the host from trixie by itself.\n"
+    "Package: *\n"
+    "Pin: release n=trixie\n"
+    "Pin-Priority: 100\n"
+)
+
+
+# ---------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class Offer:
+    package: str
+    version: str
+    suite: str  # e.g. "trixie", "bookworm-security"
+    kind: str   # "Packages" (binary) or "Sources"
+
+
+def parse_madison(text: str) -> list[Offer]:
+    offers = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3:
+            continue
+        package, version, where = parts
+        words = where.split()
+        if len(words) < 3:
+            continue
+        suite = words[1].split("/")[0]
+        offers.append(Offer(package, version, suite, words[-1]))
+    return offers
+
+
+def pick(offers: Iterable[Offer], package: str, suite: str, kind: str = "Packages") -> str:
+    for offer in offers:
+        if offer.package == package and offer.suite == suite and offer.kind == kind:
+            return offer.version
+    raise KeyError(f"{package} ({kind}) not offered by suite {suite}")
+
+
+def parse_dpkg_query(text: str) -> dict[str, str]:
+    """`dpkg-query -W -f '${Package} ${db:Status-Abbrev} ${Version}\\n'` -> installed versions."""
+    installed = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "ii":
+            installed[parts[0].split(":")[0]] = parts[2]
+    return installed
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    url: str
+    name: str
+    size: int
+    sha256: str
+
+
+def parse_print_uris(text: str) -> list[SourceFile]:
+    files = []
+    for line in text.splitlines():
+        m = re.match(r"^'([^']+)'\s+(\S+)\s+(\d+)\s+SHA256:([0-9a-f]{64})", line.strip())
+        if m:
+            files.append(SourceFile(m.group(1), m.group(2), int(m.group(3)), m.group(4)))
+    return files
+
+
+def madison(run: Runner, packages: Iterable[str]) -> list[Offer]:
+    return parse_madison(run.out(["apt-cache", "madison", *packages]))
+
+
+def versions(run: Runner, packages: list[str], suite: str, kind: str = "Packages") -> dict[str, str]:
+    offers = madison(run, packages)
+    try:
+        return {p: pick(offers, p, suite, kind) for p in packages}
+    except KeyError as exc:
+        raise PhaseError(run.phase, f"{exc.args[0]}; are the apt sources in place? "
+                         f"(run ensure, or --force apt to refresh the package lists)") from None
+
+
+def installed(run: Runner, packages: list[str]) -> dict[str, str]:
+    out = run.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n",
+                   *packages], capture=True, check=False).stdout.decode()
+    return parse_dpkg_query(out)
+
+
+def download(run: Runner, pinned: dict[str, str], dest: Path) -> list[Path]:
+    """apt-get download exact versions into dest; returns the .deb files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    specs = [f"{p}={v}" for p, v in sorted(pinned.items())]
+    try:
+        run.run(["apt-get", "download", *specs], cwd=dest)
+    except PhaseError as exc:
+        exc.args = (str(exc) + "\nhint: the package lists may be stale; "
+                    "re-run with --force apt",)
+        raise
+    debs = sorted(dest.glob("*.deb"))
+    if len(debs) != len(specs):
+        raise PhaseError(run.phase, f"expected {len(specs)} .deb files in {dest}, got {len(debs)}")
+    return debs
+
+
+def fetch_source(run: Runner, package: str, version: str, dest: Path,
+                 apply_debian_patches: bool = True) -> Path:
+    """Fetch a Debian source package with apt and unpack it into dest/tree.
+
+    We unpack ourselves instead of letting dpkg-source do it: the mirror here
+    serves kind's orig tarball but 404s its .dsc, and the orig tarball alone
+    (checked against the signed Sources index) is all kind's files need.
+    """
+    dl = dest / "download"
+    dl.mkdir(parents=True, exist_ok=True)
+    spec = f"{package}={version}"
+    files = parse_print_uris(run.out(["apt-get", "source", "--print-uris", spec]))
+    if not files:
+        raise PhaseError(run.phase, f"apt-get lists no source files for {spec}")
+    run.run(["apt-get", "source", "--download-only", spec], cwd=dl, check=False)
+    present = {}
+    for f in files:
+        path = dl / f.name
+        if path.is_file() and fsutil.sha256_file(path) == f.sha256:
+            present[f.name] = path
+        else:
+            run.note(f"source file {f.name} unavailable from the mirror")
+    orig = [n for n in present if re.search(r"\.orig\.tar\.\w+$", n)]
+    if not orig:
+        raise PhaseError(run.phase, f"could not download the upstream tarball of {spec}",
+                         ["apt-get", "source", "--download-only", spec], log=run.log_path)
+    tree = dest / "tree"
+    tree.mkdir()
+    run.run(["tar", "-xf", present[orig[0]], "-C", tree, "--strip-components=1",
+             "--no-same-owner"])
+    debian = [n for n in present if re.search(r"\.debian\.tar\.\w+$", n)]
+    if apply_debian_patches:
+        if not debian:
+            raise PhaseError(run.phase, f"Debian packaging of {spec} is not downloadable")
+        run.run(["tar", "-xf", present[debian[0]], "-C", tree, "--no-same-owner"])
+        series = tree / "debian" / "patches" / "series"
+        if series.is_file():
+            for name in series_patches(series.read_text()):
+                run.run(["patch", "-p1", "--forward", "--batch", "-i",
+                         tree / "debian" / "patches" / name], cwd=tree)
+    return tree
+
+
+def series_patches(text: str) -> list[str]:
+    names = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line.split()[0])
+    return names
+
+
+# ---------------------------------------------------------------- phase
+
+
+class AptPhase(Phase):
+    name = "apt"
+    what = "host packages and apt sources (bookworm deb-src, trixie pinned to 100)"
+    recipe = 1
+
+    def _desired(self) -> tuple[str, str]:
+        uri, signed_by = find_mirror(read_host_sources())
+        return render_sources(uri, signed_by), PREFERENCES
+
+    def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
+        sources, prefs = self._desired()
+        return {"sources": sources, "preferences": prefs, "packages": HOST_PACKAGES}
+
+    def _in_place(self, run: Runner) -> bool:
+        sources, prefs = self._desired()
+        try:
+            if SOURCES_FILE.read_text() != sources or PREFERENCES_FILE.read_text() != prefs:
+                return False
+        except OSError:
+            return False
+        if not any(LISTS_DIR.glob("*_dists_trixie_main_source_Sources*")):
+            return False
+        return set(installed(run, HOST_PACKAGES)) >= set(HOST_PACKAGES)
+
+    def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
+        return self._in_place(run)
+
+    def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
+        sources, prefs = self._desired()
+        fsutil.atomic_write_text(SOURCES_FILE, sources, 0o644)
+        fsutil.atomic_write_text(PREFERENCES_FILE, prefs, 0o644)
+        run.run(["apt-get", "update"], timeout=600)
+        run.run(["apt-get", "install", "-y", "--no-install-recommends", *HOST_PACKAGES],
+                timeout=1200)
+        missing = set(HOST_PACKAGES) - set(installed(run, HOST_PACKAGES))
+        if missing:
+            raise PhaseError(self.name, f"packages still missing: {sorted(missing)}")
+        return {}

@@ -1,0 +1,142 @@
+"""Command line: ensure (default), env, status."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import fsutil
+from .apt import AptPhase
+from .base_image import BaseImagePhase
+from .engine import DOCKER_HOST, EnginePhase
+from .kind_binary import KindPhase
+from .kubernetes import VERSION, KubernetesPhase
+from .node_image import NodeImagePhase
+from .phases import Context, format_table, phase_status, run_phase
+from .proc import PREFIX, PhaseError
+
+PHASES = [AptPhase(), EnginePhase(), BaseImagePhase(), KindPhase(), KubernetesPhase(),
+          NodeImagePhase()]
+PHASE_NAMES = [p.name for p in PHASES]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("IRIS_OFFLINE_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "iris-offline-kind"
+
+
+def env_document(ctx: Context) -> dict[str, str]:
+    return {
+        "docker_host": DOCKER_HOST,
+        "kind": ctx.outputs["kind"]["kind"],
+        "kubectl": ctx.outputs["kubernetes"]["kubectl"],
+        "kubernetes_version": VERSION,
+        "node_image": ctx.outputs["node-image"]["tag"],
+        "base_image": ctx.outputs["base-image"]["tag"],
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m ci.offline_kind",
+        description="Provision a registry-free 3-node kind toolchain from Debian packages.")
+    parser.add_argument("command", nargs="?", default="ensure", choices=["ensure", "env", "status"])
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="default: ${IRIS_OFFLINE_CACHE:-$HOME/.cache/iris-offline-kind}")
+    parser.add_argument("--force", action="append", default=[], metavar="PHASE",
+                        choices=PHASE_NAMES + ["all"],
+                        help="rebuild PHASE even if cached (repeatable; 'all' for every phase)")
+    args = parser.parse_args(argv)
+    args.cache_dir = (args.cache_dir or default_cache_dir()).expanduser().resolve()
+    return args
+
+
+class Lock:
+    """One ensure at a time per cache dir; a second waits instead of racing."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "a")
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{PREFIX} waiting for another run holding {self.fh.name}", flush=True)
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _terminate(signum, frame):
+    # Turn SIGTERM into an exception so finally blocks remove build containers.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def ensure(ctx: Context) -> int:
+    if os.geteuid() != 0:
+        print(f"{PREFIX} ensure needs root (apt, debootstrap, dockerd)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    results = []
+    for phase in PHASES:
+        results.append(run_phase(ctx, phase))
+    doc = env_document(ctx)
+    env_path = ctx.cache / "env.json"
+    fsutil.atomic_write_text(env_path, json.dumps(doc, indent=2) + "\n")
+    print(f"{PREFIX} phase times:")
+    for line in format_table(results).splitlines():
+        print(f"{PREFIX}   {line}")
+    print(f"{PREFIX} wrote {env_path} ({time.monotonic() - started:.1f} s in all)")
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def status(ctx: Context) -> int:
+    for phase in PHASES:
+        print(f"{PREFIX} {phase_status(ctx, phase)}")
+    env_path = ctx.cache / "env.json"
+    print(f"{PREFIX} env.json: {env_path if env_path.is_file() else 'not written yet'}")
+    return 0
+
+
+def show_env(ctx: Context) -> int:
+    env_path = ctx.cache / "env.json"
+    if not env_path.is_file():
+        print(f"{PREFIX} {env_path} does not exist; run: python3 -m ci.offline_kind ensure",
+              file=sys.stderr)
+        return 1
+    sys.stdout.write(env_path.read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    force = set(PHASE_NAMES) if "all" in args.force else set(args.force)
+    ctx = Context(args.cache_dir, force)
+    if args.command == "env":
+        return show_env(ctx)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with Lock(args.cache_dir / ".lock"):
+            if args.command == "status":
+                return status(ctx)
+            return ensure(ctx)
+    except PhaseError as exc:
+        print(f"{PREFIX} ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PREFIX} interrupted; re-run to continue (finished phases stay cached)",
+              file=sys.stderr)
+        return 130
