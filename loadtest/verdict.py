@@ -1,0 +1,213 @@
+"""Whether a load test run met its thresholds: pods reached, balance, errors, p95 latency.
+
+Pure functions of the run's figures, so that CI's gate is tested without running Locust. The
+balance statistics are the e2e harness's own (e2e.harness.balance), not a second version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from e2e.harness.balance import (
+    ALPHA,
+    POWER,
+    SKEW,
+    BalanceVerdict,
+    Transport,
+    judge_balance,
+    required_requests,
+)
+
+# Kubernetes balances connections, not requests: kube-proxy picks a pod when a connection
+# opens. A new connection per request makes every request a fresh draw, so the per-pod counts
+# judge the Service's balancing; keep-alive users pin one pod per connection, so their counts
+# show how the users' connections spread (what long-lived clients really get), not balancing.
+CONNECTION_MODES = {
+    "new": Transport.NEW_CONNECTION_PER_REQUEST,
+    "keep-alive": Transport.KEEP_ALIVE,
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a run must meet. A zero max_skew, alpha or max_p95_ms switches that check off."""
+
+    expected_pods: int = 3
+    pod_names: tuple[str, ...] = ()  # when given, these pods exactly, and their count wins
+    max_skew: float = SKEW
+    alpha: float = ALPHA
+    max_error_ratio: float = 0.01
+    max_p95_ms: float = 500.0
+
+    def __post_init__(self) -> None:
+        if self.expected_pods < 1 and not self.pod_names:
+            raise ValueError(f"expected pods must be at least 1, not {self.expected_pods}")
+        if self.max_skew and self.max_skew < 1:
+            raise ValueError(f"max skew is a max/min ratio >= 1 (or 0: off), not {self.max_skew}")
+        if not 0 <= self.alpha < 1:
+            raise ValueError(f"alpha must lie in [0, 1), not {self.alpha}")
+        if not 0 <= self.max_error_ratio <= 1:
+            raise ValueError(f"max error ratio must lie in [0, 1], not {self.max_error_ratio}")
+        if self.max_p95_ms < 0:
+            raise ValueError(f"max p95 must be >= 0 ms, not {self.max_p95_ms}")
+
+    @property
+    def pod_count(self) -> int:
+        return len(self.pod_names) or self.expected_pods
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    requests: int
+    failures: int
+    p95_ms: float | None  # None when no request completed
+    pods: Mapping[str, int]  # responses per pod, from the X-Pod-Name header
+    transport: Transport
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+    notes: tuple[str, ...] = ()
+    balance: BalanceVerdict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def text(self) -> str:
+        headline = (
+            "verdict: PASSED"
+            if self.passed
+            else f"verdict: FAILED ({', '.join(check.name for check in self.failed)})"
+        )
+        lines = [headline]
+        lines += [
+            f"  [{'ok' if check.passed else 'FAILED'}] {check.name}: {check.detail}"
+            for check in self.checks
+        ]
+        lines += [f"  [note] {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def evaluate(figures: RunFigures, thresholds: Thresholds) -> Verdict:
+    checks = [_errors(figures, thresholds)]
+    if thresholds.max_p95_ms:
+        checks.append(_p95(figures, thresholds))
+    pods = _pods(figures, thresholds)
+    checks.append(pods)
+    notes: list[str] = []
+    balance = None
+    if figures.transport.why_unfit:
+        notes.append(
+            f"balance not judged: counts from {figures.transport.value} cannot judge it: "
+            f"{figures.transport.why_unfit}"
+        )
+    elif thresholds.pod_count == 1:
+        notes.append("balance not judged: one pod has nothing to be balanced with")
+    elif not (thresholds.alpha or thresholds.max_skew):
+        notes.append("balance not judged: both the chi-square and the skew checks are off")
+    elif not pods.passed:
+        notes.append("balance not judged: the pods that answered are not the pods expected")
+    else:
+        balance, balance_checks = _balance(figures, thresholds)
+        checks += balance_checks
+    return Verdict(tuple(checks), tuple(notes), balance)
+
+
+def _errors(figures: RunFigures, thresholds: Thresholds) -> Check:
+    if figures.requests == 0:
+        return Check("error ratio", False, "no request completed")
+    ratio = figures.failures / figures.requests
+    return Check(
+        "error ratio",
+        ratio <= thresholds.max_error_ratio,
+        f"{figures.failures} of {figures.requests} requests failed ({ratio:.2%}; "
+        f"allowed {thresholds.max_error_ratio:.2%})",
+    )
+
+
+def _p95(figures: RunFigures, thresholds: Thresholds) -> Check:
+    if figures.p95_ms is None:
+        return Check("p95 latency", False, "no request completed")
+    return Check(
+        "p95 latency",
+        figures.p95_ms <= thresholds.max_p95_ms,
+        f"{figures.p95_ms:.0f} ms (allowed {thresholds.max_p95_ms:.0f} ms)",
+    )
+
+
+def _pods(figures: RunFigures, thresholds: Thresholds) -> Check:
+    seen = sorted(figures.pods)
+    expected = thresholds.pod_count
+    if thresholds.pod_names:
+        missing = sorted(set(thresholds.pod_names) - set(seen))
+        unexpected = sorted(set(seen) - set(thresholds.pod_names))
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} short, no response from {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"answers from pods not expected: {', '.join(unexpected)}")
+        detail = f"{len(seen) - len(unexpected)} of {expected} expected pods answered"
+        return Check("pods", not problems, "; ".join([detail, *problems]))
+    detail = f"{len(seen)} of {expected} expected pods answered ({', '.join(seen) or 'none'})"
+    if len(seen) < expected:
+        return Check("pods", False, f"{detail}: {expected - len(seen)} short")
+    if len(seen) > expected:
+        return Check("pods", False, f"{detail}: {len(seen) - expected} more than expected")
+    return Check("pods", True, detail)
+
+
+def _balance(figures: RunFigures, thresholds: Thresholds) -> tuple[BalanceVerdict, list[Check]]:
+    pods = thresholds.pod_names or tuple(figures.pods)
+    verdict = judge_balance(figures.pods, pods, figures.transport, thresholds.alpha or ALPHA)
+    checks = []
+    if thresholds.alpha:
+        checks.append(
+            Check(
+                "balance chi-square",
+                verdict.p_value >= thresholds.alpha,
+                f"chi-square {verdict.statistic:.2f}, p = {verdict.p_value:.4g} "
+                f"(fails below alpha {thresholds.alpha}) over {verdict.total} responses",
+            )
+        )
+        # A test that could not have seen a skew proves nothing by passing.
+        skew = thresholds.max_skew if thresholds.max_skew > 1 else SKEW
+        needed = required_requests(len(pods), skew, thresholds.alpha)
+        checks.append(
+            Check(
+                "balance evidence",
+                verdict.total >= needed,
+                f"{verdict.total} responses; detecting a {skew:g}:1 skew over {len(pods)} pods "
+                f"with power {POWER} at alpha {thresholds.alpha} takes {needed}",
+            )
+        )
+    if thresholds.max_skew:
+        ratio = verdict.max_min_ratio
+        split = ", ".join(f"{pod}: {verdict.counts.get(pod, 0)}" for pod in verdict.expected_pods)
+        checks.append(
+            Check(
+                "balance skew",
+                ratio <= thresholds.max_skew,
+                f"max/min {'inf' if math.isinf(ratio) else f'{ratio:.2f}'} "
+                f"(allowed {thresholds.max_skew:g}); {split}",
+            )
+        )
+    return verdict, checks

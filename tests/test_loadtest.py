@@ -1,0 +1,266 @@
+"""The load test's pure logic: counting answers per pod, judging answers, and the verdict."""
+
+import json
+import random
+
+import pytest
+
+from e2e.harness.balance import Transport, required_requests
+from loadtest.answers import answer_problem, classify_problem
+from loadtest.samples import TUTORIAL_SAMPLE, iris
+from loadtest.tally import Tally, format_counts, share_rows
+from loadtest.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
+
+FRESH = Transport.NEW_CONNECTION_PER_REQUEST
+PODS = ("pod-a", "pod-b", "pod-c")
+
+
+def figures(pods, requests=None, failures=0, p95_ms=20.0, transport=FRESH):
+    total = sum(pods.values()) if requests is None else requests
+    return RunFigures(total, failures, p95_ms, pods, transport)
+
+
+def even(per_pod=1000, pods=PODS):
+    return dict.fromkeys(pods, per_pod)
+
+
+def check(verdict, name):
+    (found,) = [c for c in verdict.checks if c.name == name]
+    return found
+
+
+# --- counting ------------------------------------------------------------------------------------
+
+
+def test_tally_counts_pods_and_nodes_and_names_a_missing_node():
+    tally = Tally()
+    tally.record("pod-a", "node-1")
+    tally.record("pod-a", "node-1")
+    tally.record("pod-b", None)
+    assert tally.pods == {"pod-a": 2, "pod-b": 1}
+    assert tally.nodes == {"node-1": 2, "<none>": 1}
+
+
+def test_a_worker_hands_over_its_counts_once_and_the_master_sums_them():
+    master, worker = Tally(), Tally()
+    for _ in range(3):
+        worker.record("pod-a", "node-1")
+    master.merge(worker.take())
+    worker.record("pod-b", "node-2")
+    master.merge(worker.take())
+    master.merge(worker.take())  # nothing new since the last report: nothing added
+    assert master.pods == {"pod-a": 3, "pod-b": 1}
+    assert master.nodes == {"node-1": 3, "node-2": 1}
+    assert not worker.pods
+    assert not worker.nodes
+
+
+def test_the_report_survives_the_trip_as_plain_data():
+    tally = Tally()
+    tally.record("pod-a", "node-1")
+    assert json.loads(json.dumps(tally.to_message())) == {
+        "pods": {"pod-a": 1},
+        "nodes": {"node-1": 1},
+    }
+
+
+def test_share_rows_put_the_largest_first_with_shares():
+    rows = share_rows({"pod-b": 1, "pod-a": 3})
+    assert rows == [
+        {"name": "pod-a", "responses": 3, "share": "75.0%"},
+        {"name": "pod-b", "responses": 1, "share": "25.0%"},
+    ]
+
+
+def test_count_table_lists_every_pod_and_the_total():
+    table = format_counts({"pod-a": 3, "pod-b": 1}, "pod")
+    assert [line.split()[:2] for line in table.splitlines()[2:]] == [
+        ["pod-a", "3"],
+        ["pod-b", "1"],
+        ["total", "4"],
+    ]
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def test_samples_are_the_150_flowers_and_the_tutorial_sample():
+    data = iris()
+    assert len(data.samples) == 151
+    assert TUTORIAL_SAMPLE in data.samples
+    assert data.classes == {"setosa", "versicolor", "virginica"}
+    assert all(set(s) == set(TUTORIAL_SAMPLE) for s in data.samples)
+    assert all(0 < v < 10 for s in data.samples for v in s.values())
+    assert data.draw(random.Random(1)) in data.samples
+
+
+def test_a_classification_naming_a_known_class_is_good():
+    assert classify_problem(200, lambda: {"class": "setosa"}, "pod-a", {"setosa"}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "pod", "problem"),
+    [
+        (500, None, "pod-a", "HTTP 500"),
+        (200, {"class": "setosa"}, None, "no X-Pod-Name"),
+        (200, {"class": "rose"}, "pod-a", "'rose' is none of"),
+        (200, ["setosa"], "pod-a", "None is none of"),
+        (200, ValueError("Expecting value"), "pod-a", "not JSON"),
+    ],
+)
+def test_bad_classifications_are_named(status, body, pod, problem):
+    def payload():
+        if body is None:
+            raise AssertionError("the body of a failed status need not be parsed")
+        if isinstance(body, Exception):
+            raise body
+        return body
+
+    assert problem in classify_problem(status, payload, pod, {"setosa"})
+
+
+def test_any_answer_needs_200_and_a_pod():
+    assert answer_problem(200, "pod-a") is None
+    assert answer_problem(503, "pod-a") == "HTTP 503"
+    assert "X-Pod-Name" in answer_problem(200, "")
+
+
+# --- verdict -------------------------------------------------------------------------------------
+
+
+def test_an_even_split_with_no_errors_passes():
+    verdict = evaluate(figures(even()), Thresholds())
+    assert verdict.passed, verdict.text()
+    assert verdict.exit_code == 0
+    assert verdict.text().startswith("verdict: PASSED")
+    assert {c.name for c in verdict.checks} == {
+        "error ratio",
+        "p95 latency",
+        "pods",
+        "balance chi-square",
+        "balance evidence",
+        "balance skew",
+    }
+
+
+def test_a_skewed_split_fails_on_skew_and_chi_square():
+    verdict = evaluate(figures({"pod-a": 1600, "pod-b": 1000, "pod-c": 1000}), Thresholds())
+    assert not verdict.passed
+    assert verdict.exit_code == 1
+    assert not check(verdict, "balance skew").passed
+    assert "max/min 1.60 (allowed 1.5)" in check(verdict, "balance skew").detail
+    assert not check(verdict, "balance chi-square").passed
+    assert verdict.text().startswith("verdict: FAILED (balance chi-square, balance skew)")
+
+
+def test_skew_alone_judges_when_chi_square_is_off():
+    thresholds = Thresholds(alpha=0, max_skew=1.5)
+    verdict = evaluate(figures({"pod-a": 1400, "pod-b": 1000, "pod-c": 1000}), thresholds)
+    assert verdict.passed
+    assert {c.name for c in verdict.checks} >= {"balance skew"}
+    assert "balance chi-square" not in {c.name for c in verdict.checks}
+    verdict = evaluate(figures({"pod-a": 1600, "pod-b": 1000, "pod-c": 1000}), thresholds)
+    assert not verdict.passed
+
+
+def test_chi_square_alone_catches_a_skew_below_the_ratio_limit():
+    counts = {"pod-a": 3600, "pod-b": 3000, "pod-c": 3000}  # 1.2:1, far beyond chance here
+    verdict = evaluate(figures(counts), Thresholds(max_skew=0))
+    assert not verdict.passed
+    assert not check(verdict, "balance chi-square").passed
+    assert "balance skew" not in {c.name for c in verdict.checks}
+
+
+def test_one_pod_of_three_answering_fails_naming_the_shortfall():
+    verdict = evaluate(figures({"pod-a": 3000}), Thresholds(expected_pods=3))
+    assert not verdict.passed
+    pods = check(verdict, "pods")
+    assert not pods.passed
+    assert pods.detail == "1 of 3 expected pods answered (pod-a): 2 short"
+    assert any("balance not judged" in note for note in verdict.notes)
+
+
+def test_missing_pods_are_named_when_the_names_are_known():
+    verdict = evaluate(figures({"pod-a": 3000}), Thresholds(pod_names=PODS))
+    pods = check(verdict, "pods")
+    assert not pods.passed
+    assert "2 short, no response from pod-b, pod-c" in pods.detail
+    assert "pod-b, pod-c" in verdict.text()
+
+
+def test_answers_from_more_pods_than_expected_fail():
+    counts = even(pods=(*PODS, "pod-d"))
+    assert "1 more than expected" in check(evaluate(figures(counts), Thresholds()), "pods").detail
+    named = evaluate(figures(counts), Thresholds(pod_names=PODS))
+    assert "answers from pods not expected: pod-d" in check(named, "pods").detail
+    assert not named.passed
+
+
+def test_pod_names_set_the_expected_count():
+    assert Thresholds(expected_pods=3, pod_names=("a", "b")).pod_count == 2
+
+
+def test_too_many_errors_fail():
+    verdict = evaluate(figures(even(), requests=3000, failures=31), Thresholds())
+    assert not check(verdict, "error ratio").passed
+    assert "31 of 3000 requests failed (1.03%; allowed 1.00%)" in verdict.text()
+    assert evaluate(figures(even(), requests=3000, failures=30), Thresholds()).passed
+
+
+def test_a_run_with_no_request_fails():
+    verdict = evaluate(figures({}, requests=0, p95_ms=None), Thresholds())
+    assert not verdict.passed
+    assert check(verdict, "error ratio").detail == "no request completed"
+    assert check(verdict, "p95 latency").detail == "no request completed"
+
+
+def test_a_slow_p95_fails_and_zero_switches_the_check_off():
+    slow = figures(even(), p95_ms=750)
+    verdict = evaluate(slow, Thresholds(max_p95_ms=500))
+    assert not verdict.passed
+    assert check(verdict, "p95 latency").detail == "750 ms (allowed 500 ms)"
+    assert evaluate(slow, Thresholds(max_p95_ms=0)).passed
+
+
+def test_too_few_responses_to_see_a_skew_prove_nothing():
+    needed = required_requests(3)
+    short = evaluate(figures(even(per_pod=needed // 3 - 5)), Thresholds())
+    assert not short.passed
+    assert not check(short, "balance evidence").passed
+    assert f"takes {needed}" in check(short, "balance evidence").detail
+    assert evaluate(figures(even(per_pod=needed // 3 + 1)), Thresholds()).passed
+
+
+def test_keep_alive_counts_are_shown_not_judged_for_balance():
+    counts = {"pod-a": 5000, "pod-b": 100, "pod-c": 100}
+    verdict = evaluate(figures(counts, transport=CONNECTION_MODES["keep-alive"]), Thresholds())
+    assert verdict.passed
+    assert not any(c.name.startswith("balance") for c in verdict.checks)
+    assert "per connection, not per request" in verdict.notes[0]
+
+
+def test_keep_alive_still_fails_when_connections_miss_a_pod():
+    keep_alive = figures({"pod-a": 5000}, transport=Transport.KEEP_ALIVE)
+    assert not evaluate(keep_alive, Thresholds()).passed
+
+
+def test_a_single_expected_pod_is_not_judged_for_balance():
+    verdict = evaluate(figures({"pod-a": 10}), Thresholds(expected_pods=1))
+    assert verdict.passed
+    assert "one pod" in verdict.notes[0]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"expected_pods": 0},
+        {"max_skew": 0.5},
+        {"alpha": 1.0},
+        {"alpha": -0.1},
+        {"max_error_ratio": 1.5},
+        {"max_p95_ms": -1},
+    ],
+)
+def test_impossible_thresholds_are_refused(bad):
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        Thresholds(**bad)
