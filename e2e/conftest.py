@@ -138,7 +138,9 @@ def image(pytestconfig: pytest.Config, run: E2ERun, cluster) -> str:
         return tag
     tag = tag or DEFAULT_IMAGE
     with run.timer.phase(f"build image {tag}"):
-        build_image(tag, toolchain=cluster.toolchain)
+        run.report.figures["image"] = build_image(
+            tag, toolchain=cluster.toolchain, say=run.timer.say
+        ).describe()
     cluster.load_image(tag)
     return tag
 
