@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 
-def answer_problem(status: int, pod: str | None) -> str | None:
-    """None for a good answer to any request, else why it is not one."""
+def answer_problem(status: int, pod: str | None, error: object = None) -> str | None:
+    """None for a good answer to any request, else why it is not one. Locust reports a request
+    that got no answer at all (refused, reset, timed out) as status 0, with its `error`."""
+    if status == 0:
+        return f"no answer: {error!r}"
     if status != 200:
         return f"HTTP {status}"
     if not pod:
@@ -15,11 +18,15 @@ def answer_problem(status: int, pod: str | None) -> str | None:
 
 
 def classify_problem(
-    status: int, payload: Callable[[], object], pod: str | None, classes: Collection[str]
+    status: int,
+    payload: Callable[[], object],
+    pod: str | None,
+    classes: Collection[str],
+    error: object = None,
 ) -> str | None:
     """As answer_problem, and the body must name one of `classes`. `payload` parses the body
     lazily: a failed status says enough, and its body need not be JSON."""
-    if problem := answer_problem(status, pod):
+    if problem := answer_problem(status, pod, error):
         return problem
     try:
         body = payload()

@@ -19,10 +19,11 @@ REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+import gevent  # noqa: E402
 from flask import Response, jsonify, request  # noqa: E402
 from locust import FastHttpUser, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
-from locust.runners import WorkerRunner  # noqa: E402
+from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
 
 from e2e.harness.balance import ALPHA, SKEW  # noqa: E402
 from loadtest.answers import answer_problem, classify_problem  # noqa: E402
@@ -130,15 +131,21 @@ class IrisUser(FastHttpUser):
             headers=self.headers,
             catch_response=True,
         ) as response:
-            pod = _count(response)
-            problem = classify_problem(response.status_code, response.json, pod, self.data.classes)
+            problem = classify_problem(
+                response.status_code,
+                response.json,
+                _count(response),
+                self.data.classes,
+                _error(response),
+            )
             if problem:
                 response.failure(problem)
 
     @task(1)
     def healthcheck(self) -> None:
         with self.client.get(HEALTH_PATH, headers=self.headers, catch_response=True) as response:
-            if problem := answer_problem(response.status_code, _count(response)):
+            problem = answer_problem(response.status_code, _count(response), _error(response))
+            if problem:
                 response.failure(problem)
 
 
@@ -147,6 +154,11 @@ def _count(response) -> str | None:
     if pod:
         TALLY.record(pod, response.headers.get(NODE_HEADER))
     return pod
+
+
+def _error(response) -> object:
+    """What went wrong with a request that got no answer; only such a response has it."""
+    return getattr(response, "error", None)
 
 
 def figures(environment: Environment) -> RunFigures:
@@ -170,6 +182,12 @@ def _on_init(environment: Environment, **_kwargs) -> None:
         sys.exit(f"loadtest: bad threshold: {error}")
     if environment.web_ui:
         _extend_web_ui(environment)
+    if not isinstance(environment.runner, MasterRunner):
+        iris()  # loaded now: in the first user's on_start it would stall every greenlet
+    # gevent's loop caches the time, and it has not run since Locust started it, before seconds
+    # of imports (this file's, scipy's, scikit-learn's). Without a refresh, the --run-time timer
+    # Locust sets next counts from that stale time and ends the run seconds early.
+    gevent.get_hub().loop.update_now()
 
 
 # Workers count their own answers; each stats report carries the counts since the last one to

@@ -125,6 +125,13 @@ def test_any_answer_needs_200_and_a_pod():
     assert "X-Pod-Name" in answer_problem(200, "")
 
 
+def test_a_request_with_no_answer_names_its_error():
+    problem = answer_problem(0, None, ConnectionRefusedError(111, "Connection refused"))
+    assert problem == "no answer: ConnectionRefusedError(111, 'Connection refused')"
+    problem = classify_problem(0, dict, None, {"setosa"}, TimeoutError())
+    assert problem == "no answer: TimeoutError()"
+
+
 # --- verdict -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,269 @@
+"""The locustfile run by Locust itself, headless, against a stand-in for a Service.
+
+The stand-in plays kube-proxy's part: it picks a "pod" per connection, not per request, and
+every answer on that connection names that pod. That shows what the connection modes really do
+on the wire (a new connection per request, or one per user) without a cluster.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e.harness.waiting import Observation, wait_until
+
+# Looked up, never imported: importing Locust monkey-patches the pytest process with gevent.
+if importlib.util.find_spec("locust") is None:
+    pytest.skip("Locust is not installed (the load extra)", allow_module_level=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
+RUN_SECONDS = 3
+PODS = ("pod-a", "pod-b", "pod-c")
+
+
+@dataclass
+class FakeService:
+    """Answers like the classifier; `pods` is the round-robin kube-proxy picks from, per
+    connection (repeat a name to skew it)."""
+
+    pods: tuple[str, ...] = PODS
+    status: int = 200
+    connections: int = 0
+    requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+        picks = itertools.cycle(self.pods)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive unless the client says close
+            disable_nagle_algorithm = True  # headers and body go out in two writes
+
+            def setup(self) -> None:
+                super().setup()
+                with service._lock:
+                    service.connections += 1
+                    self.pod = next(picks)
+
+            def _answer(self, body: bytes) -> None:
+                with service._lock:
+                    service.requests += 1
+                self.send_response(service.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Pod-Name", self.pod)
+                self.send_header("X-Node-Name", f"node-of-{self.pod}")
+                if self.close_connection:
+                    # As uvicorn does; geventhttpclient decides by the answer, not its request,
+                    # whether a connection may be reused.
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._answer(json.dumps({"class": "setosa", "probability": 0.99}).encode())
+
+            def do_GET(self) -> None:
+                self._answer(b'"Iris classifier is ready!"')
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+    @contextmanager
+    def serving(self) -> Iterator[str]:
+        server = _Server(("127.0.0.1", 0), self.handler())
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A connection per request at a thousand a second overflows the default backlog of 5.
+    request_queue_size = 512
+
+    def handle_error(self, request, client_address) -> None:
+        # Users stopped at the end of a run hang up mid-answer; anything else is a real error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS) -> LocustRun:
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless",
+        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--only-summary",
+        "--stop-timeout", "2", *args,
+    ]  # fmt: skip
+    # Bounded: Locust stops itself at -t; the timeout is for a Locust that hangs.
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=seconds + 60
+    )
+    return LocustRun(result.returncode, result.stdout, result.stderr)
+
+
+def test_new_connection_mode_opens_a_connection_per_request_and_passes_on_even_counts():
+    service = FakeService()
+    with service.serving() as host:
+        run = locust(host, "--connection-mode", "new", "--think-time", "0")
+    print(run.stdout)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert service.requests > 100
+    assert service.connections == service.requests
+    assert "verdict: PASSED" in run.stdout
+    for pod in PODS:
+        assert f"node-of-{pod}" in run.stdout
+
+
+def test_keep_alive_mode_keeps_one_connection_per_user_and_misses_pods():
+    service = FakeService()
+    with service.serving() as host:
+        run = locust(host, "--connection-mode", "keep-alive", "--think-time", "0", users=2)
+    print(run.stdout)
+    assert service.requests > 100
+    assert service.connections == 2
+    assert run.returncode == 1
+    assert "[FAILED] pods: 2 of 3 expected pods answered" in run.stdout
+    assert "1 short" in run.stdout
+    assert "balance not judged: counts from keep-alive connections" in run.stdout
+
+
+def test_a_skewed_service_fails_the_verdict_on_skew():
+    service = FakeService(pods=("pod-a", "pod-a", "pod-b", "pod-c"))
+    with service.serving() as host:
+        run = locust(host, "--think-time", "0")
+    print(run.stdout)
+    assert run.returncode == 1
+    assert "verdict: FAILED" in run.stdout
+    assert "[FAILED] balance skew: max/min 2.0" in run.stdout
+
+
+def test_a_service_short_of_pods_fails_naming_the_missing_ones():
+    service = FakeService(pods=("pod-a", "pod-b"))
+    with service.serving() as host:
+        run = locust(host, "--think-time", "0", "--pod-names", ",".join(PODS))
+    print(run.stdout)
+    assert run.returncode == 1
+    assert "1 short, no response from pod-c" in run.stdout
+
+
+def test_errors_and_latency_beyond_the_thresholds_fail():
+    service = FakeService(status=503)
+    with service.serving() as host:
+        run = locust(host, "--think-time", "0", "--max-p95-ms", "0.001")
+    print(run.stdout)
+    assert run.returncode == 1
+    assert "[FAILED] error ratio" in run.stdout
+    assert "[FAILED] p95 latency" in run.stdout
+
+
+def test_bad_thresholds_stop_locust_before_any_request():
+    service = FakeService()
+    with service.serving() as host:
+        run = locust(host, "--max-skew", "0.5")
+    assert run.returncode != 0
+    assert "bad threshold: max skew" in run.stderr
+    assert service.requests == 0
+
+
+def test_worker_processes_report_their_counts_to_the_master(tmp_path):
+    service = FakeService()
+    with service.serving() as host:
+        run = locust(
+            host, "--processes", "2", "--think-time", "0", "--csv", str(tmp_path / "run"), users=4
+        )
+    print(run.stdout)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert run.stdout.count("verdict: PASSED") == 1  # the master's; workers do not judge
+    counted = sum(
+        int(line.split(",")[2])
+        for line in (tmp_path / "run_pods.csv").read_text().splitlines()[1:]
+        if line.startswith("pod,")
+    )
+    requested = int(_aggregated(tmp_path / "run_stats.csv")["Request Count"])
+    # Every answer the workers counted reached the master, and no answer went uncounted.
+    assert counted == requested == service.requests
+    assert "verdict: PASSED" in (tmp_path / "run_verdict.txt").read_text()
+
+
+def _aggregated(stats_csv: Path) -> dict[str, str]:
+    with stats_csv.open() as handle:
+        return next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
+
+
+def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far():
+    service = FakeService()
+    with service.serving() as host:
+        web_port = _free_port()
+        command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+            "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart",
+            "-u", "2", "-r", "2", "-t", "20s", "--autoquit", "0", "--think-time", "0.05",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        ui = f"http://127.0.0.1:{web_port}"
+        try:
+            seen = wait_until(
+                lambda: _pod_rows(ui), what="pod rows in the web UI's stats", timeout=30
+            ).value
+            page = httpx.get(ui, timeout=5).text
+            verdict = httpx.get(f"{ui}/iris/verdict", timeout=5).json()
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert {row["name"] for row in seen["pods"]} == set(PODS)
+    assert {row["name"] for row in seen["nodes"]} == {f"node-of-{pod}" for pod in PODS}
+    assert '"extended_tabs": [{"key": "pods", "title": "Pods"}' in page
+    assert set(verdict["pods"]) == set(PODS)
+    assert "[ok] pods: 3 of 3 expected pods answered" in verdict["verdict"]
+
+
+def _pod_rows(ui: str) -> Observation:
+    try:
+        stats = httpx.get(f"{ui}/stats/requests", timeout=2).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return Observation(False, f"{type(error).__name__}: {error}")
+    tables = {table["key"]: table["data"] for table in stats.get("extended_stats", [])}
+    pods = {row["name"] for row in tables.get("pods", [])}
+    return Observation(pods == set(PODS), f"extended_stats {tables}", tables)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
