@@ -33,9 +33,9 @@ COPY service/ ./service/
 RUN python -m service.train /opt/iris/model.npz \
  && python -m compileall -q --invalidation-mode unchecked-hash service
 
-# --- venv: the deps venv without pip, which the running service never needs ----------------------
+# --- venv: the deps venv without pip and setuptools, which the running service never needs -------
 FROM deps AS venv
-RUN python -m pip uninstall -q -y pip
+RUN python -m pip uninstall -q -y setuptools pip
 
 # --- runtime: no scikit-learn, no compilers, no pip in the venv, not root -------------------------
 FROM ${BASE_IMAGE} AS runtime
@@ -51,7 +51,8 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 5000
 # --no-access-log: the service logs one line per request itself, naming the pod.
+# --no-server-header: no need to tell every client which server and version answers.
 # --timeout-graceful-shutdown: in-flight requests get 20 s after SIGTERM, inside Kubernetes'
 # default 30 s grace period less the preStop sleep.
 CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "5000", \
-     "--no-access-log", "--timeout-graceful-shutdown", "20"]
+     "--no-access-log", "--no-server-header", "--timeout-graceful-shutdown", "20"]

@@ -96,7 +96,7 @@ def build_image(
         raise ImageBuildError(f"built {tag} but cannot inspect it: {inspect.stderr.strip()}")
     image_id, size = inspect.stdout.split()
     info = ImageInfo(tag, image_id, int(size), base, seconds)
-    say(f"[image] build {tag} done in {seconds:.1f} s: {info.describe()}")
+    say(f"[image] built {info.describe()}")
     return info
 
 
