@@ -48,10 +48,13 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_recording_status)
         finally:
+            path = scope["path"]
+            if not path.isprintable():
+                path = repr(path)  # a percent-encoded newline must not forge a second line
             log.info(
                 "method=%s path=%s status=%d duration_ms=%.2f pod=%s",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 (time.perf_counter() - start) * 1000,
                 self.pod_name,

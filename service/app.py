@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Classifies iris flowers from sepal and petal measurements in centimetres.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
     app.state.model = None
 
     async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:

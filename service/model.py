@@ -93,6 +93,11 @@ def load_or_train(path: Path) -> IrisModel:
         log.info("loaded model from %s (classes %s)", path, ", ".join(model.classes))
         return model
     log.warning("no model artifact at %s: training one at start-up", path)
-    from service.train import train_model  # scikit-learn is only installed where training happens
-
+    try:
+        from service.train import train_model  # scikit-learn: only where training happens
+    except ImportError as e:
+        raise RuntimeError(
+            f"no model artifact at {path}, and training one needs scikit-learn: "
+            "set MODEL_PATH to an artifact, or install the train extra"
+        ) from e
     return train_model()

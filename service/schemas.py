@@ -12,8 +12,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.model import FEATURES
-
 MAX_CM = 100.0
 
 Centimetres = Annotated[float, Field(gt=0, le=MAX_CM, description="centimetres")]
@@ -36,15 +34,12 @@ class IrisFeatures(BaseModel):
     petal_width: Centimetres
 
     def values(self) -> tuple[float, float, float, float]:
+        """In service.model.FEATURES order, the order the weights are stored in."""
         return (self.sepal_length, self.sepal_width, self.petal_length, self.petal_width)
 
 
-# The model's weights are stored in FEATURES order and values() feeds them in field order.
-if tuple(IrisFeatures.model_fields) != FEATURES:  # pragma: no cover - a programming error
-    raise RuntimeError(f"IrisFeatures fields {tuple(IrisFeatures.model_fields)} != {FEATURES}")
-
-
-# Built from dicts keyed "class" (a Python keyword, hence the alias); FastAPI serializes by alias.
+# The responses are built as dicts and sent as they are: these models document them in OpenAPI
+# (and the tests hold the responses to them). "class" is a Python keyword, hence the alias.
 class Prediction(BaseModel):
     class_: str = Field(alias="class", examples=["setosa"])
     probability: float = Field(description="of the predicted class, rounded to 2 decimals")

@@ -1,4 +1,11 @@
-"""Configuration, read once from the environment when the app is created."""
+"""Configuration, read once from the environment when the app is created.
+
+POD_NAME     the X-Pod-Name header and the access log's pod (default: the host name)
+NODE_NAME    the X-Node-Name header (default: "unknown")
+MODEL_PATH   the .npz artifact (default: where the image bakes it); trained at start-up if absent
+MAX_BODY_BYTES  request bodies above this get a 413 (default 64 KiB)
+MAX_BATCH_SIZE  samples per /iris/classify_batch request (default 100)
+"""
 
 from __future__ import annotations
 

@@ -124,12 +124,18 @@ def test_serves_the_tutorial_sample_with_identity_headers(container):
         classify = client.post("/iris/classify_iris", json=SAMPLE)
         missing = client.get("/missing")
         bad = client.post("/iris/classify_iris", json={**SAMPLE, "sepal_length": "5.1"})
+        # A generator goes out chunked, without Content-Length: the limit applies as it streams.
+        chunked = client.post(
+            "/iris/classify_iris",
+            content=iter([b"x" * (64 * 1024 + 1)]),
+            headers={"content-type": "application/json"},
+        )
     assert (health.status_code, health.json()) == (200, "Iris classifier is ready!")
     assert classify.status_code == 200
     assert classify.json()["class"] == "setosa"
     assert classify.json()["probability"] >= 0.98
-    assert (missing.status_code, bad.status_code) == (404, 422)
-    for response in (health, classify, missing, bad):
+    assert (missing.status_code, bad.status_code, chunked.status_code) == (404, 422, 413)
+    for response in (health, classify, missing, bad, chunked):
         assert response.headers["x-pod-name"] == "smoke-pod"
         assert response.headers["x-node-name"] == "unknown"
         assert "server" not in response.headers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from service import train
 from service.model import FEATURES, IrisModel, load_or_train
+from service.schemas import IrisFeatures
 
 TUTORIAL_SAMPLE = (2.0, 4.0, 2.0, 4.0)
 
@@ -90,6 +92,18 @@ def test_missing_artifact_is_trained_at_start_up(tmp_path, fitted, caplog):
     assert "training one at start-up" in caplog.text
     ours = np.array([model.probabilities(row) for row in data])
     np.testing.assert_allclose(ours, estimator.predict_proba(data), rtol=0, atol=1e-12)
+
+
+def test_missing_artifact_without_scikit_learn_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "service.train", None)  # as in the runtime image
+    with pytest.raises(RuntimeError, match="needs scikit-learn: set MODEL_PATH"):
+        load_or_train(tmp_path / "absent.npz")
+
+
+def test_request_fields_come_in_the_order_the_weights_are_stored():
+    sample = IrisFeatures(sepal_length=1, sepal_width=2, petal_length=3, petal_width=4)
+    assert tuple(IrisFeatures.model_fields) == FEATURES
+    assert sample.values() == (1, 2, 3, 4)
 
 
 def test_train_cli_writes_exactly_the_path_given(tmp_path: Path):

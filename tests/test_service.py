@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from service.app import HEALTHY
+from service.schemas import BatchResponse, Prediction
 from service.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BODY_BYTES
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +80,7 @@ async def test_tutorial_sample_is_setosa(client):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"class", "probability"}
+    Prediction.model_validate(body)  # what OpenAPI documents
     assert body["class"] == "setosa"
     assert body["probability"] >= 0.98
 
@@ -102,6 +104,7 @@ async def test_batch_gives_predict_proba_for_every_class(client, fitted, iris_na
         rows = data[start : start + DEFAULT_MAX_BATCH_SIZE]
         response = await client.post(BATCH, json={"samples": [features(r) for r in rows]})
         assert response.status_code == 200
+        BatchResponse.model_validate(response.json())  # what OpenAPI documents
         got.extend(response.json()["predictions"])
     assert len(got) == len(data)
     assert all(set(p["probabilities"]) == set(classes) for p in got)
@@ -154,6 +157,9 @@ TEXT = {"content-type": "text/plain"}
         pytest.param("GET", CLASSIFY, {}, 405, id="405"),
         pytest.param("POST", CLASSIFY, {"content": TOO_BIG, "headers": JSON}, 413, id="413"),
         pytest.param("POST", "/missing", {"content": TOO_BIG, "headers": JSON}, 413, id="413-any"),
+        pytest.param(
+            "POST", CLASSIFY, {"content": chunked(TOO_BIG), "headers": JSON}, 413, id="413-chunked"
+        ),
         pytest.param("POST", CLASSIFY, {"content": b"{}", "headers": TEXT}, 415, id="415"),
         pytest.param("POST", CLASSIFY, {"json": {}}, 422, id="422"),
     ],
@@ -203,6 +209,14 @@ async def test_one_access_log_line_per_request_naming_the_pod(client, caplog):
         lines[0],
     )
     assert lines[1].startswith("method=GET path=/missing status=404 ")
+
+
+async def test_access_log_line_cannot_be_split_by_the_path(client, caplog):
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        await client.get("/x%0Amethod=GET path=/forged status=200")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "service.access"]
+    assert "\n" not in line
+    assert "status=404" in line
 
 
 # --- bad input: always a 4xx naming what is wrong -----------------------------------------------
