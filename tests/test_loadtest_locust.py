@@ -12,7 +12,6 @@ import importlib.util
 import itertools
 import json
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,13 +24,12 @@ import httpx
 import pytest
 
 from e2e.harness.waiting import Observation, wait_until
+from loadtest import locust_cli
 
 # Looked up, never imported: importing Locust monkey-patches the pytest process with gevent.
 if importlib.util.find_spec("locust") is None:
     pytest.skip("Locust is not installed (the load extra)", allow_module_level=True)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 RUN_SECONDS = 3
 PODS = ("pod-a", "pod-b", "pod-c")
 
@@ -111,24 +109,9 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-@dataclass(frozen=True)
-class LocustRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS) -> LocustRun:
-    command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless",
-        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--only-summary",
-        "--stop-timeout", "2", *args,
-    ]  # fmt: skip
-    # Bounded: Locust stops itself at -t; the timeout is for a Locust that hangs.
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=seconds + 60
-    )
-    return LocustRun(result.returncode, result.stdout, result.stderr)
+def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS):
+    command = locust_cli.headless_command(host, users=users, seconds=seconds, extra=args)
+    return locust_cli.run(command, seconds)
 
 
 def test_new_connection_mode_opens_a_connection_per_request_and_passes_on_even_counts():
@@ -220,32 +203,22 @@ def _aggregated(stats_csv: Path) -> dict[str, str]:
         return next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
 
 
-def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far():
+def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far(tmp_path):
     service = FakeService()
+    web_port = _free_port()
     with service.serving() as host:
-        web_port = _free_port()
         command = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+            sys.executable, "-m", "locust", "-f", str(locust_cli.LOCUSTFILE), "--host", host,
             "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart",
             "-u", "2", "-r", "2", "-t", "20s", "--autoquit", "0", "--think-time", "0.05",
         ]  # fmt: skip
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
         ui = f"http://127.0.0.1:{web_port}"
-        try:
+        with locust_cli.started(command, tmp_path / "locust.log"):
             seen = wait_until(
                 lambda: _pod_rows(ui), what="pod rows in the web UI's stats", timeout=30
             ).value
             page = httpx.get(ui, timeout=5).text
             verdict = httpx.get(f"{ui}/iris/verdict", timeout=5).json()
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     assert {row["name"] for row in seen["pods"]} == set(PODS)
     assert {row["name"] for row in seen["nodes"]} == {f"node-of-{pod}" for pod in PODS}
     assert '"extended_tabs": [{"key": "pods", "title": "Pods"}' in page
