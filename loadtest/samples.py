@@ -6,8 +6,6 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from service.model import FEATURES
-
 TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 
 
@@ -28,7 +26,9 @@ def iris() -> IrisData:
     from sklearn.datasets import load_iris
 
     data = load_iris()
-    rows = [dict(zip(FEATURES, row, strict=True)) for row in data.data.tolist()]
+    # "sepal length (cm)" -> "sepal_length": the request schema's field names, in centimetres.
+    fields = [name.removesuffix(" (cm)").replace(" ", "_") for name in data.feature_names]
+    rows = [dict(zip(fields, row, strict=True)) for row in data.data.tolist()]
     return IrisData(
         samples=(*rows, TUTORIAL_SAMPLE),
         classes=frozenset(str(name) for name in data.target_names),

@@ -1,15 +1,22 @@
 """The load test's pure logic: counting answers per pod, judging answers, and the verdict."""
 
 import json
+import modulefinder
 import random
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from e2e.harness.balance import Transport, required_requests
 from loadtest.answers import answer_problem, classify_problem
+from loadtest.image import assemble_context
+from loadtest.requirements import extra_requirements
 from loadtest.samples import TUTORIAL_SAMPLE, iris
 from loadtest.tally import Tally, format_counts, share_rows
 from loadtest.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
+from service.schemas import IrisFeatures
 
 FRESH = Transport.NEW_CONNECTION_PER_REQUEST
 PODS = ("pod-a", "pod-b", "pod-c")
@@ -90,6 +97,7 @@ def test_samples_are_the_150_flowers_and_the_tutorial_sample():
     assert TUTORIAL_SAMPLE in data.samples
     assert data.classes == {"setosa", "versicolor", "virginica"}
     assert all(set(s) == set(TUTORIAL_SAMPLE) for s in data.samples)
+    assert all(IrisFeatures.model_validate(s) for s in data.samples)
     assert all(0 < v < 10 for s in data.samples for v in s.values())
     assert data.draw(random.Random(1)) in data.samples
 
@@ -271,3 +279,31 @@ def test_a_single_expected_pod_is_not_judged_for_balance():
 def test_impossible_thresholds_are_refused(bad):
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         Thresholds(**bad)
+
+
+# --- the Locust image ----------------------------------------------------------------------------
+
+
+def test_the_locust_image_context_holds_every_module_the_locustfile_imports(tmp_path):
+    context = assemble_context(tmp_path)
+    finder = modulefinder.ModuleFinder(path=[str(context)])
+    finder.run_script(str(context / "loadtest" / "locustfile.py"))
+    ours = ("loadtest", "e2e", "service")
+    missing = sorted(name for name in finder.badmodules if name.split(".")[0] in ours)
+    assert missing == []
+    assert "e2e.harness.balance" in finder.modules
+    assert (context / "Dockerfile").read_text().startswith("# Locust")
+
+
+def test_the_image_installs_the_load_extra_with_its_own_extras_expanded():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    requirements = extra_requirements(pyproject, "load")
+    names = [re.split(r"[<>=!~\[ ]", requirement)[0] for requirement in requirements]
+    assert {"locust", "scipy", "scikit-learn"} <= set(names)
+    assert not any(name == pyproject["project"]["name"] for name in names)
+
+
+def test_an_extra_that_includes_itself_is_refused():
+    pyproject = {"project": {"name": "p", "optional-dependencies": {"a": ["p[b]"], "b": ["p[a]"]}}}
+    with pytest.raises(ValueError, match="includes itself"):
+        extra_requirements(pyproject, "a")
