@@ -15,7 +15,6 @@ from pathlib import Path
 from e2e.harness.image import ImageInfo, build_image
 from e2e.harness.toolchain import Toolchain
 
-TAG = "iris-locust:poc"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What `import loadtest.locustfile` reaches in this repository, and the list of requirements.
 CONTEXT_FILES = (
@@ -38,7 +37,7 @@ def assemble_context(destination: Path) -> Path:
 
 
 def build_locust_image(
-    toolchain: Toolchain, tag: str = TAG, say: Callable[[str], None] = print
+    toolchain: Toolchain, tag: str, say: Callable[[str], None] = print
 ) -> ImageInfo:
     with tempfile.TemporaryDirectory(prefix="iris-locust-image-") as tmp:
         return build_image(tag, toolchain, context=assemble_context(Path(tmp)), say=say)

@@ -64,18 +64,17 @@ def run(
     command: Sequence[str],
     seconds: int,
     *,
-    preexec_fn: Callable[[], None] | None = None,
+    capture: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run Locust to its end; an interrupt or a hang kills it (subprocess.run does), so no
-    Locust outlives the caller."""
+    Locust outlives the caller. Uncaptured, its output goes to this process's terminal."""
     return subprocess.run(
         command,
         cwd=REPO_ROOT,
-        capture_output=True,
+        capture_output=capture,
         text=True,
         timeout=seconds + OVERRUN_S,
         check=False,
-        preexec_fn=preexec_fn,
     )
 
 
