@@ -18,7 +18,7 @@ Centimetres = Annotated[float, Field(gt=0, le=MAX_CM, description="centimetres")
 
 
 class IrisFeatures(BaseModel):
-    # allow_inf_nan: Python's json module parses NaN and Infinity, which are no measurement.
+    # allow_inf_nan: JSON parsers (Python's, pydantic's) take NaN and Infinity: no measurement.
     model_config = ConfigDict(
         strict=True,
         extra="forbid",
