@@ -12,6 +12,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -99,23 +100,26 @@ def _readiness(container: Container) -> Observation:
     return Observation(status == 200, f"/readyz answered {status}")
 
 
-@pytest.fixture(scope="module")
-def container(image: str) -> Iterator[Container]:
+@contextmanager
+def running(image: str) -> Iterator[Container]:
     container = start(image)
     try:
         yield container
     finally:
         docker("rm", "--force", container.name)
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[Container]:
+    with running(image) as container:
+        yield container
 
 
 @pytest.fixture
 def fresh_container(image: str) -> Iterator[Container]:
     """A container of its own, for a test that stops it."""
-    container = start(image)
-    try:
+    with running(image) as container:
         yield container
-    finally:
-        docker("rm", "--force", container.name)
 
 
 def test_serves_the_tutorial_sample_with_identity_headers(container):
