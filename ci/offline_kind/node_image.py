@@ -312,10 +312,14 @@ class NodeImagePhase(Phase):
         if missing:
             raise PhaseError(self.name, f"images missing from the node's containerd: {missing}; "
                              f"it has: {sorted(listed)}")
+        # Wait until containerd has exited (its bolt database must be closed
+        # before the commit). Nothing in this container reaps it, so "exited"
+        # means a zombie, which kill -0 cannot tell apart from running.
         sh("""pid=$(cat /tmp/containerd.pid); kill "$pid"
             deadline=$((SECONDS + 30))
-            while kill -0 "$pid" 2>/dev/null; do
-              if [ $SECONDS -ge $deadline ]; then exit 1; fi
+            state() { awk '{print $3}' "/proc/$pid/stat" 2>/dev/null; }
+            while [ -n "$(state)" ] && [ "$(state)" != Z ]; do
+              if [ $SECONDS -ge $deadline ]; then cat /tmp/containerd.log; exit 1; fi
               sleep 0.2
             done
             rm -f /tmp/containerd.pid /tmp/containerd.log""")
