@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.offline_kind import apt, base_image, fsutil, images, kubernetes, node_image, phases, rootfs
+from ci.offline_kind import apt, base_image, engine, fsutil, images, kubernetes, node_image, phases, rootfs
 from ci.offline_kind.phases import Result
 
 
@@ -308,7 +308,9 @@ def test_storage_manifest_is_not_empty():
 def test_entrypoint_patch_targets_kind_entrypoint():
     text = node_image.ENTRYPOINT_PATCH.read_text()
     assert "+++ b/usr/local/bin/entrypoint" in text
-    assert '+  if [ "${cgroup_root}" != "/kubelet" ]; then' in text
+    # The self bind mount is dropped, the mkdir before it stays.
+    assert '-  mount --bind "${subsystem}/${cgroup_root}" "${subsystem}/${cgroup_root}"' in text
+    assert not [line for line in text.splitlines() if line.startswith("+") and "mount --bind" in line]
 
 
 @pytest.mark.parametrize("ref, normal", [
@@ -396,3 +398,19 @@ def test_atomic_write_text(tmp_path):
     assert target.read_text() == "{}\n"
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in target.parent.iterdir()] == ["env.json"]
+
+
+# ------------------------------------------------------------ engine helpers
+
+
+def test_superseded_tags_only_same_repository():
+    listing = ("iris-offline/kind-node:v1.20.2-aaaa\niris-offline/kind-node:v1.20.2-bbbb\n"
+               "iris-offline/kind-node-build:x\niris-offline/python-base:3.11-cccc\n")
+    assert engine.superseded_tags(listing, "iris-offline/kind-node:v1.20.2-bbbb") == [
+        "iris-offline/kind-node:v1.20.2-aaaa"]
+    assert engine.superseded_tags("", "iris-offline/kind-node:v1") == []
+
+
+@pytest.mark.parametrize("version, expected", [("26.1.5+dfsg1", 26), ("20.10.24", 20), ("", 0)])
+def test_major(version, expected):
+    assert engine.major(version) == expected

@@ -120,6 +120,7 @@ class BaseImagePhase(Phase):
         tag = outputs["tag"]
         if engine.image_present(run, docker, tag):
             return f"image {tag} present"
+        engine.prune_superseded(run, docker, tag)
         cmd = [docker, "import"]
         for change in IMAGE_CHANGES:
             cmd += ["--change", change]

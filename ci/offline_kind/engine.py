@@ -167,6 +167,23 @@ def image_present(run: Runner, docker: str, tag: str) -> bool:
     return run.ok([docker, "image", "inspect", "--format", "{{.Id}}", tag])
 
 
+def superseded_tags(listing: str, keep: str) -> list[str]:
+    """Tags of the same repository as keep, from `docker images --format {{.Repository}}:{{.Tag}}`."""
+    repo = keep.rsplit(":", 1)[0]
+    return sorted({t for t in listing.split() if t.rsplit(":", 1)[0] == repo and t != keep})
+
+
+def prune_superseded(run: Runner, docker: str, keep: str) -> None:
+    """Untag older builds of keep's repository (their cache dirs are gone already).
+
+    No --force: an image a running cluster still uses stays until that is deleted.
+    """
+    repo = keep.rsplit(":", 1)[0]
+    listing = run.out([docker, "images", "--format", "{{.Repository}}:{{.Tag}}", repo])
+    for tag in superseded_tags(listing, keep):
+        run.run([docker, "rmi", tag], check=False)
+
+
 def remove_labelled_containers(run: Runner, docker: str, label: str) -> None:
     """Remove build containers an earlier, killed run could not clean up."""
     ids = run.out([docker, "ps", "-aq", "--filter", f"label={label}"]).split()

@@ -44,7 +44,7 @@ def parse_image_list(text: str) -> list[str]:
 class KubernetesPhase(Phase):
     name = "kubernetes"
     what = f"Kubernetes {VERSION} binaries from bookworm's source package (~5 min cold)"
-    recipe = 1
+    recipe = 2
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
         toolchain = apt.installed(run, TOOLCHAIN)

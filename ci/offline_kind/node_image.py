@@ -129,6 +129,7 @@ class NodeImagePhase(Phase):
         tag = outputs["tag"]
         if engine.image_present(run, docker, tag):
             return f"image {tag} present"
+        engine.prune_superseded(run, docker, tag)
         run.note(f"{tag} missing from the engine; loading {outputs['image_tar']}")
         run.run([docker, "load", "-i", outputs["image_tar"]], timeout=1200)
         if not engine.image_present(run, docker, tag):
@@ -177,6 +178,7 @@ class NodeImagePhase(Phase):
 
         tag = self.tag(ctx)
         self._assemble(run, docker, work, image_dir, archived, tag)
+        engine.prune_superseded(run, docker, tag)
         run.note(f"saving {tag} to the cache")
         run.run([docker, "save", "-o", work / "node-image.tar", tag], timeout=1200)
         for leftover in ("node-rootfs.tar", "images"):
