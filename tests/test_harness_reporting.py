@@ -5,6 +5,7 @@ import json
 import pytest
 
 from e2e.harness import toolchain
+from e2e.harness.image import containerd_reference
 from e2e.harness.timing import PhaseTimer, format_table
 
 
@@ -67,3 +68,16 @@ def test_incomplete_env_file_names_the_missing_keys(offline_env):
 def test_unknown_choice_is_rejected():
     with pytest.raises(ValueError, match="IRIS_TOOLCHAIN"):
         toolchain.detect("sideways")
+
+
+@pytest.mark.parametrize(
+    ("tag", "reference"),
+    [
+        ("iris-classifier:poc", "docker.io/library/iris-classifier:poc"),
+        ("me/iris:1", "docker.io/me/iris:1"),
+        ("registry.example:5000/team/iris:1", "registry.example:5000/team/iris:1"),
+        ("localhost/iris:1", "localhost/iris:1"),
+    ],
+)
+def test_docker_tags_map_to_containerd_references(tag, reference):
+    assert containerd_reference(tag) == reference

@@ -7,6 +7,7 @@ only uses. Deploying and judging live elsewhere.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 from pytest_kind import KindCluster
 
+from e2e.harness.image import containerd_reference
 from e2e.harness.kube import KubeTarget
 from e2e.harness.timing import PhaseTimer
 from e2e.harness.toolchain import Toolchain
@@ -23,6 +25,7 @@ from e2e.harness.waiting import Observation, wait_until
 KIND_CONFIG = Path(__file__).resolve().parents[2] / "kind-config.yaml"
 CLUSTER_NAME = "iris-e2e"
 NODES_READY_TIMEOUT = 180
+KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
 
 
 def _binary(preferred: str | None, name: str) -> Path | None:
@@ -62,19 +65,16 @@ class KindProjectCluster:
             kubectl_path=_binary(toolchain.kubectl, "kubectl"),
         )
         self.created = False
+        self.network_existed = True
 
     def exists(self) -> bool:
         self.cluster.ensure_kind()
-        listed = subprocess.run(
-            [str(self.cluster.kind_path), "get", "clusters"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        listed = _run([str(self.cluster.kind_path), "get", "clusters"])
         return self.name in listed.split()
 
     def up(self) -> KubeTarget:
         reused = self.exists() and self.cluster.kubeconfig_path.exists()
+        self.network_existed = _docker_network_exists(KIND_NETWORK)
         phase = f"reuse kept cluster {self.name}" if reused else f"create cluster {self.name}"
         with self.timer.phase(phase):
             try:
@@ -91,6 +91,11 @@ class KindProjectCluster:
         return target
 
     def load_image(self, tag: str) -> None:
+        image_id = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
+        nodes = _run([str(self.cluster.kind_path), "get", "nodes", "--name", self.name]).split()
+        if nodes and all(_node_has_image(node, tag, image_id) for node in nodes):
+            self.timer.say(f"[e2e] every node already has {tag} ({image_id[:19]}): not loaded")
+            return
         with self.timer.phase(f"load image {tag} into the nodes"):
             self.cluster.load_docker_image(tag)
 
@@ -107,6 +112,12 @@ class KindProjectCluster:
 
     def _delete(self) -> None:
         self.cluster.delete()
+        # Only a network this run brought into being goes, and only when nothing else uses it:
+        # another kind cluster on the machine keeps it (docker refuses to remove it then).
+        if not self.network_existed:
+            subprocess.run(
+                ["docker", "network", "rm", KIND_NETWORK], capture_output=True, check=False
+            )
 
 
 class ExistingCluster:
@@ -131,6 +142,40 @@ class ExistingCluster:
 
     def down(self, say: Callable[[str], None]) -> None:
         say("[e2e] existing cluster left as it was (the suites leave 3 replicas applied)")
+
+
+def _run(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _node_has_image(node: str, tag: str, image_id: str) -> bool:
+    """Whether the node's containerd holds `tag` built from the same config as `image_id`.
+
+    kind's own check for this needs crictl, which the offline node image does not have.
+    """
+    ctr = ["docker", "exec", node, "ctr", "--namespace", "k8s.io"]
+    listed = subprocess.run(
+        [*ctr, "images", "ls", f"name=={containerd_reference(tag)}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    if len(listed) < 2:  # a header line, then REF TYPE DIGEST ... for the image if it is there
+        return False
+    manifest = subprocess.run(
+        [*ctr, "content", "get", listed[1].split()[2]], capture_output=True, text=True, check=False
+    )
+    try:
+        return json.loads(manifest.stdout)["config"]["digest"] == image_id
+    except (ValueError, KeyError, IndexError):
+        return False
+
+
+def _docker_network_exists(name: str) -> bool:
+    inspect = subprocess.run(
+        ["docker", "network", "inspect", name], capture_output=True, check=False
+    )
+    return inspect.returncode == 0
 
 
 def _node_count(config: Path) -> int:

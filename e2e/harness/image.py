@@ -100,6 +100,16 @@ def build_image(
     return info
 
 
+def containerd_reference(tag: str) -> str:
+    """The name containerd gives a Docker tag: `iris:poc` is docker.io/library/iris:poc."""
+    first, _, rest = tag.partition("/")
+    if not rest:
+        return f"docker.io/library/{tag}"
+    if "." in first or ":" in first or first == "localhost":
+        return tag
+    return f"docker.io/{tag}"
+
+
 def _tail(output: str, lines: int = TAIL_LINES) -> str:
     kept = output.rstrip().splitlines()[-lines:]
     return "--- last lines of docker build ---\n" + "\n".join(kept)
