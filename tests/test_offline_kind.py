@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -74,17 +75,19 @@ def test_node_image_key_covers_project_files():
 
 def test_format_table():
     table = phases.format_table([
-        Result("apt", "cached", 1.04, "0123456789abcdef"),
-        Result("kubernetes", "built", 272.5, "fedcba9876543210"),
+        Result("apt", "cached", 1.04, "0123456789abcdef", 0.5),
+        Result("kubernetes", "built", 272.5, "fedcba9876543210", 500.0),
     ])
     lines = table.splitlines()
-    assert lines[0].split() == ["phase", "result", "time", "key"]
-    assert lines[2].split() == ["apt", "cached", "1.0", "s", "0123456789ab"]
-    assert lines[3].split() == ["kubernetes", "built", "4", "m", "32.5", "s", "fedcba987654"]
-    assert lines[-1].split() == ["total", "4", "m", "33.5", "s"]
-    # Columns line up: every time cell ends at the same column.
-    ends = {line.index(" s") for line in lines if line.rstrip().endswith(" s") or " s " in line}
-    assert len(ends) == 1
+    assert lines[0].split() == ["phase", "result", "time", "cpu", "key"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["apt", "cached", "1.0", "s", "0.5", "s", "0123456789ab"]
+    assert lines[3].split() == ["kubernetes", "built", "4", "m", "32.5", "s", "8", "m", "20.0", "s",
+                                "fedcba987654"]
+    assert lines[-1].split() == ["total", "4", "m", "33.5", "s", "8", "m", "20.5", "s"]
+    # Columns line up: the time and cpu cells end at the same columns on every row.
+    ends = [[m.end() for m in re.finditer(r"\d s", row)] for row in (lines[2], lines[3], lines[-1])]
+    assert ends[0] == ends[1] == ends[2] and len(ends[0]) == 2
 
 
 @pytest.mark.parametrize("seconds, text", [(0.04, "0.0 s"), (59.94, "59.9 s"),

@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 import re
+import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ class Result:
     status: str  # "built" | "cached"
     seconds: float
     key: str
-    notes: list[str] = field(default_factory=list)
+    # CPU time of the phase's commands: with wall time, it shows whether a slow
+    # phase was busy or starved by other work on the machine.
+    cpu: float = 0.0
 
 
 def format_seconds(seconds: float) -> str:
@@ -68,15 +71,17 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_table(results: list[Result]) -> str:
-    rows = [("phase", "result", "time", "key")]
+    rows = [("phase", "result", "time", "cpu", "key")]
     for r in results:
-        rows.append((r.phase, r.status, format_seconds(r.seconds), short(r.key)))
-    rows.append(("total", "", format_seconds(sum(r.seconds for r in results)), ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((r.phase, r.status, format_seconds(r.seconds), format_seconds(r.cpu),
+                     short(r.key)))
+    rows.append(("total", "", format_seconds(sum(r.seconds for r in results)),
+                 format_seconds(sum(r.cpu for r in results)), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for n, row in enumerate(rows):
         cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                 row[2].rjust(widths[2]), row[3]]
+                 row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
@@ -127,8 +132,14 @@ class Context:
         return self.cache / phase
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_phase(ctx: Context, phase: Phase) -> Result:
     started = time.monotonic()
+    cpu_started = children_cpu()
     say(phase.name, phase.what)
     run = ctx.runner(phase.name)
     inputs = phase.inputs(ctx, run)
@@ -168,7 +179,7 @@ def run_phase(ctx: Context, phase: Phase) -> Result:
         say(phase.name, f"cached (key {short(key)})" + (f"; {note}" if note else ""))
     else:
         say(phase.name, f"done in {seconds:.1f} s" + (f"; {note}" if note else ""))
-    return Result(phase.name, status, seconds, key)
+    return Result(phase.name, status, seconds, key, children_cpu() - cpu_started)
 
 
 def phase_status(ctx: Context, phase: Phase) -> str:
