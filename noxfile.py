@@ -1,5 +1,7 @@
 """Every job of the project is a nox session; README.md says which to run when."""
 
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -32,9 +34,13 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Inference microseconds and requests per second, side by side."""
-    session.install("-e", ".[bench]")
+    """Inference microseconds, requests per second of classify vs healthcheck (wrk), and what one
+    Locust worker sustains against one pod, keep-alive vs a new connection per request."""
+    if not shutil.which("wrk"):
+        session.error("the throughput bench needs wrk: `apt-get install wrk` (or brew install wrk)")
+    session.install("-e", ".[bench,load]")
     session.run("python", "-m", "bench", *session.posargs)
+    session.run("python", "-m", "loadtest.capacity")
 
 
 @nox.session(name="offline-kind", venv_backend="none")
@@ -49,3 +55,11 @@ def e2e(session: nox.Session) -> None:
     """Create the kind cluster, deploy, and run the e2e suites: `nox -s e2e -- <pytest args>`."""
     session.install("-e", ".[e2e]")
     session.run("pytest", "e2e", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """Headless, bounded Locust run on the e2e cluster; reports in reports/, verdict as exit code.
+    `nox -s load -- --in-cluster --workers N` runs Locust's master and workers in the cluster."""
+    session.install("-e", ".[e2e,load]")
+    session.run("python", "-m", "loadtest.run", *session.posargs)
