@@ -40,6 +40,12 @@ class Capacity:
     server_cpu: float
     exit_code: int
 
+    @property
+    def rps_per_locust_core(self) -> float:
+        """What one Locust worker would do with its core to itself: a linear estimate, for
+        sizing --workers when the server, not Locust, bounded the run."""
+        return self.rps / self.locust_cpu if self.locust_cpu else 0.0
+
     def bound_by(self) -> str:
         if self.locust_cpu >= SATURATED:
             return "Locust"
@@ -148,12 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  {'connection':<11} {'rps':>8} {'requests':>9} {'failed':>7} {'p50 ms':>7} "
-        f"{'p95 ms':>7} {'Locust CPU':>10} {'server CPU':>10}  bound by"
+        f"{'p95 ms':>7} {'Locust CPU':>10} {'server CPU':>10} {'rps/Locust core':>15}  bound by"
     )
     for r in results:
         print(
             f"  {r.mode:<11} {r.rps:>8,.0f} {r.requests:>9} {r.failures:>7} {r.p50_ms:>7.0f} "
-            f"{r.p95_ms:>7.0f} {r.locust_cpu:>10.0%} {r.server_cpu:>10.0%}  {r.bound_by()}"
+            f"{r.p95_ms:>7.0f} {r.locust_cpu:>10.0%} {r.server_cpu:>10.0%} "
+            f"{r.rps_per_locust_core:>15,.0f}  {r.bound_by()}"
         )
     keep_alive, new = results
     print(f"  new connection / keep-alive: {new.rps / keep_alive.rps:.2f}")

@@ -11,6 +11,7 @@ import pytest
 
 from e2e.harness.balance import Transport, required_requests
 from loadtest.answers import answer_problem, classify_problem
+from loadtest.capacity import Capacity
 from loadtest.image import assemble_context
 from loadtest.incluster import InClusterRun, render
 from loadtest.requirements import extra_requirements
@@ -356,3 +357,21 @@ def test_the_runner_passes_options_it_does_not_know_to_locust():
     args, locust_args = parse(["--users", "5", "--max-skew", "1.3", "--connection-mode", "new"])
     assert args.users == 5
     assert locust_args == ["--max-skew", "1.3", "--connection-mode", "new"]
+
+
+# --- capacity ------------------------------------------------------------------------------------
+
+
+def capacity(rps=1000.0, locust_cpu=0.5, server_cpu=0.5):
+    return Capacity("new", 10, 0, rps, 1.0, 2.0, locust_cpu, server_cpu, 0)
+
+
+def test_capacity_names_the_saturated_side():
+    assert capacity(locust_cpu=0.95).bound_by() == "Locust"
+    assert capacity(server_cpu=0.95).bound_by() == "server"
+    assert capacity().bound_by() == "neither"
+
+
+def test_capacity_estimates_a_whole_locust_core():
+    assert capacity(rps=1000, locust_cpu=0.5).rps_per_locust_core == 2000
+    assert capacity(locust_cpu=0).rps_per_locust_core == 0
