@@ -14,7 +14,6 @@ from e2e.harness.balance import (
     ALPHA,
     POWER,
     SKEW,
-    BalanceVerdict,
     Transport,
     judge_balance,
     required_requests,
@@ -78,7 +77,6 @@ class Check:
 class Verdict:
     checks: tuple[Check, ...]
     notes: tuple[str, ...] = ()
-    balance: BalanceVerdict | None = None
 
     @property
     def passed(self) -> bool:
@@ -114,7 +112,6 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     pods = _pods(figures, thresholds)
     checks.append(pods)
     notes: list[str] = []
-    balance = None
     if figures.transport.why_unfit:
         notes.append(
             f"balance not judged: counts from {figures.transport.value} cannot judge it: "
@@ -127,9 +124,8 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     elif not pods.passed:
         notes.append("balance not judged: the pods that answered are not the pods expected")
     else:
-        balance, balance_checks = _balance(figures, thresholds)
-        checks += balance_checks
-    return Verdict(tuple(checks), tuple(notes), balance)
+        checks += _balance(figures, thresholds)
+    return Verdict(tuple(checks), tuple(notes))
 
 
 def _errors(figures: RunFigures, thresholds: Thresholds) -> Check:
@@ -175,7 +171,7 @@ def _pods(figures: RunFigures, thresholds: Thresholds) -> Check:
     return Check("pods", True, detail)
 
 
-def _balance(figures: RunFigures, thresholds: Thresholds) -> tuple[BalanceVerdict, list[Check]]:
+def _balance(figures: RunFigures, thresholds: Thresholds) -> list[Check]:
     pods = thresholds.pod_names or tuple(figures.pods)
     verdict = judge_balance(figures.pods, pods, figures.transport, thresholds.alpha or ALPHA)
     checks = []
@@ -210,4 +206,4 @@ def _balance(figures: RunFigures, thresholds: Thresholds) -> tuple[BalanceVerdic
                 f"(allowed {thresholds.max_skew:g}); {split}",
             )
         )
-    return verdict, checks
+    return checks
