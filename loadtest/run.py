@@ -38,11 +38,14 @@ def say(message: str) -> None:
 
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__)
+    # No abbreviations: an option this runner does not know must reach Locust whole.
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.run", description=__doc__, allow_abbrev=False
+    )
     parser.add_argument("--users", type=int, default=20, help="Locust users (default 20)")
     parser.add_argument("--spawn-rate", type=float, default=None, help="default: all at once")
     parser.add_argument(
-        "--run-time", type=int, default=60, help="seconds of load after the ramp (default 60)"
+        "--run-time", type=int, default=60, help="seconds Locust runs, ramp included (default 60)"
     )
     parser.add_argument(
         "--keep-cluster", action="store_true", help="leave a cluster this run created"
