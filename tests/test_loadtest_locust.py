@@ -28,7 +28,7 @@ from loadtest import locust_cli
 
 # Looked up, never imported: importing Locust monkey-patches the pytest process with gevent.
 if importlib.util.find_spec("locust") is None:
-    pytest.skip("Locust is not installed (the load extra)", allow_module_level=True)
+    pytest.skip("Locust is not installed (the load or e2e extra)", allow_module_level=True)
 
 RUN_SECONDS = 3
 PODS = ("pod-a", "pod-b", "pod-c")
