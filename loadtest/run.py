@@ -80,11 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = PhaseTimer(say=say)
     toolchain = detect()
     say(f"[load] toolchain: {toolchain.describe()}")
-    cluster = KindProjectCluster(toolchain, timer, name=CLUSTER_NAME, keep=args.keep_cluster)
+    cluster = KindProjectCluster(toolchain, timer, name=CLUSTER_NAME)
+    # Decided before up(): a cluster this run did not create is never deleted by it, even when
+    # something fails on the way.
+    cluster.keep = args.keep_cluster or cluster.exists()
     try:
         target = cluster.up()
-        if not cluster.created:
-            cluster.keep = True  # a cluster this run did not create is never deleted by it
         pods = _deploy(target, cluster, toolchain, timer)
         if not any(arg.startswith(("--pod-names", "--expected-pods")) for arg in locust_args):
             # Named, the verdict says which pods got nothing.
