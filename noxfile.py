@@ -22,7 +22,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Fast tests that need no cluster, and the container smoke test."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,e2e]")
     session.run("pytest", "tests", *session.posargs)
 
 

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness import deploy, diagnostics
+from e2e.harness import deploy, diagnostics, environment
 from e2e.harness.cluster import CLUSTER_NAME, ExistingCluster, KindProjectCluster
 from e2e.harness.deploy import Deployment
-from e2e.harness.image import build_image
 from e2e.harness.kube import KubeTarget
 from e2e.harness.report import RunReport
 from e2e.harness.timing import PhaseTimer, format_table
 from e2e.harness.toolchain import detect
-from e2e.harness.waiting import Observation, wait_until
 
 DEFAULT_IMAGE = "iris-classifier:poc"
 PYTEST_KIND_DEFAULT_NAME = "pytest-kind"
@@ -105,7 +103,7 @@ def cluster(pytestconfig: pytest.Config, run: E2ERun):
         run.report.toolchain = "existing cluster"
     else:
         toolchain = detect()
-        run.timer.say(f"[e2e] toolchain: {toolchain.describe()}")
+        run.timer.note(f"toolchain: {toolchain.describe()}")
         run.report.toolchain = toolchain.describe()
         name = pytestconfig.getoption("cluster_name")
         project_cluster = KindProjectCluster(
@@ -118,7 +116,7 @@ def cluster(pytestconfig: pytest.Config, run: E2ERun):
         run.target = project_cluster.up()
         yield project_cluster
     finally:
-        project_cluster.down(run.timer.say)
+        project_cluster.down()
 
 
 @pytest.fixture(scope="session")
@@ -137,11 +135,7 @@ def image(pytestconfig: pytest.Config, run: E2ERun, cluster) -> str:
             )
         return tag
     tag = tag or DEFAULT_IMAGE
-    with run.timer.phase(f"build image {tag}"):
-        run.report.figures["image"] = build_image(
-            tag, toolchain=cluster.toolchain, say=run.timer.say
-        ).describe()
-    cluster.load_image(tag)
+    run.report.figures["image"] = environment.build_and_load(cluster, tag, run.timer).describe()
     return tag
 
 
@@ -152,15 +146,7 @@ def service_url(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def deployment(run: E2ERun, target: KubeTarget, image: str, service_url: str) -> Deployment:
-    deployment = Deployment(target, image)
-    with run.timer.phase(f"rollout of {deploy.DEFAULT_REPLICAS} replicas"):
-        deployment.apply()
-        deployment.wait_settled(deploy.DEFAULT_REPLICAS)
-        wait_until(
-            lambda: _answers(service_url),
-            what=f"the Service answering at {service_url}",
-            timeout=60,
-        )
+    deployment = environment.roll_out(target, image, service_url, run.timer)
     return deployment
 
 
@@ -175,16 +161,6 @@ def three_replicas(deployment: Deployment) -> list[str]:
 @pytest.fixture
 def report(run: E2ERun) -> RunReport:
     return run.report
-
-
-def _answers(base_url: str) -> Observation:
-    import httpx
-
-    try:
-        status = httpx.get(f"{base_url}/healthcheck", timeout=2).status_code
-    except httpx.HTTPError as error:
-        return Observation(False, f"{type(error).__name__}: {error}")
-    return Observation(status == 200, f"HTTP {status}")
 
 
 @pytest.hookimpl(hookwrapper=True)

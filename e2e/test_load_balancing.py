@@ -12,8 +12,8 @@ def test_every_ready_pod_receives_a_uniform_share_of_fresh_connections(
     three_replicas, service_url, report, run
 ):
     count = balance.required_requests(len(three_replicas))
-    run.timer.say(
-        f"[e2e] {count} requests: the fewest whose chi-square test detects a "
+    run.timer.note(
+        f"{count} requests: the fewest whose chi-square test detects a "
         f"{balance.SKEW}:1 skew over {len(three_replicas)} pods with power >= {balance.POWER} "
         f"at alpha {balance.ALPHA} (power {balance.power(count, len(three_replicas)):.4f})"
     )
@@ -35,7 +35,7 @@ def test_port_forward_sends_every_request_to_one_pod(target, service_url, run):
         outcomes = fresh_connection_requests(forwarded, 60, concurrency=2)
     assert all(o.ok for o in outcomes)
     counts = balance.count_by(o.pod for o in outcomes)
-    run.timer.say(f"[e2e] 60 requests through kubectl port-forward: {counts}")
+    run.timer.note(f"60 requests through kubectl port-forward: {counts}")
     assert len(counts) == 1, f"port-forward spread requests: {counts}"
     with pytest.raises(balance.UnfitTransport, match="single pod"):
         balance.judge_balance(counts, list(counts), balance.Transport.PORT_FORWARD)
@@ -47,7 +47,7 @@ def test_keep_alive_client_sticks_to_one_pod_per_connection(three_replicas, serv
         outcomes = keep_alive_requests(service_url, 20)
         assert all(o.ok for o in outcomes)
         pods_per_client.append(balance.count_by(o.pod for o in outcomes))
-    run.timer.say(f"[e2e] 6 keep-alive clients x 20 requests: {pods_per_client}")
+    run.timer.note(f"6 keep-alive clients x 20 requests: {pods_per_client}")
     assert all(len(counts) == 1 for counts in pods_per_client), pods_per_client
     with pytest.raises(balance.UnfitTransport, match="per connection"):
         balance.judge_balance(pods_per_client[0], three_replicas, balance.Transport.KEEP_ALIVE)

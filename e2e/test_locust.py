@@ -45,7 +45,7 @@ def _verdict(output: str) -> str:
 def test_locust_verdict_passes_on_the_service(three_replicas, service_url, run, report):
     done = _locust(service_url, three_replicas, "balanced", SECONDS)
     verdict = _verdict(done.stdout)
-    run.timer.say(f"[e2e] Locust, {USERS} users for {SECONDS} s at {service_url}:\n{verdict}")
+    run.timer.note(f"Locust, {USERS} users for {SECONDS} s at {service_url}:\n{verdict}")
     row = locust_cli.aggregated(REPORTS / "e2e-locust-balanced")
     report.figures["locust_balanced"] = {
         "exit_code": done.returncode,
@@ -92,7 +92,7 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
             timeout=ENDPOINTS_TIMEOUT,
         )
     verdict = _verdict(done.stdout)
-    run.timer.say(f"[e2e] Locust against a Service selecting only {only}:\n{verdict}")
+    run.timer.note(f"Locust against a Service selecting only {only}:\n{verdict}")
     report.figures["locust_skewed"] = {"exit_code": done.returncode, "only_pod": only}
     assert done.returncode == 1, f"{verdict}\n{done.stderr[-3000:]}"
     assert "verdict: FAILED (pods)" in verdict

@@ -20,9 +20,7 @@ def test_deleted_pod_is_replaced_within_the_deadline(
         deployment.delete_pod(victim)
         pods = deployment.wait_settled(deploy.DEFAULT_REPLICAS, timeout=RECOVERY_DEADLINE)
         recovered = time.monotonic() - started
-    run.timer.say(
-        f"[e2e] deleted {victim}: 3 ready again in {recovered:.1f} s; {traffic.summary()}"
-    )
+    run.timer.note(f"deleted {victim}: 3 ready again in {recovered:.1f} s; {traffic.summary()}")
     report.figures["pod_deletion"] = {
         "recovery_seconds": round(recovered, 1),
         "requests": len(traffic.outcomes),
@@ -40,7 +38,7 @@ def test_rollout_restart_fails_no_request(deployment, three_replicas, service_ur
         deployment.rollout_restart()
         pods = deployment.wait_settled(deploy.DEFAULT_REPLICAS, timeout=240)
         took = time.monotonic() - started
-    run.timer.say(f"[e2e] rollout restart done in {took:.1f} s; {traffic.summary()}")
+    run.timer.note(f"rollout restart done in {took:.1f} s; {traffic.summary()}")
     report.figures["rollout_restart"] = {
         "seconds": round(took, 1),
         "requests": len(traffic.outcomes),

@@ -60,8 +60,8 @@ def test_scaling_down_to_two_removes_one_pod_and_fails_no_request(
         if o.pod == removed and o.started > left_at + PROPAGATION_SECONDS
     ]
     window = [o for o in traffic.outcomes if left_at + PROPAGATION_SECONDS < o.started < gone_at]
-    run.timer.say(
-        f"[e2e] scale 3 -> 2: {removed} left the endpoints, was gone {gone_at - left_at:.1f} s "
+    run.timer.note(
+        f"scale 3 -> 2: {removed} left the endpoints, was gone {gone_at - left_at:.1f} s "
         f"later; {len(window)} requests in that window (after {PROPAGATION_SECONDS} s), "
         f"{len(late)} reached it; {traffic.summary()}"
     )
@@ -94,7 +94,7 @@ def test_scaling_up_to_five_reaches_all_five_then_back_to_three(
     with traffic.running():
         deployment.apply(replicas=3)
         three = deployment.wait_settled(3)
-    run.timer.say(f"[e2e] scale 5 -> 3: {traffic.summary()}")
+    run.timer.note(f"scale 5 -> 3: {traffic.summary()}")
     assert set(three) < set(five)
     assert not traffic.failures, traffic.summary()
 

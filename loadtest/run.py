@@ -14,15 +14,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from e2e.harness import deploy
+from e2e.harness import deploy, environment
 from e2e.harness.cluster import CLUSTER_NAME, KindProjectCluster
-from e2e.harness.deploy import Deployment
-from e2e.harness.image import DEFAULT_TAG, build_image
+from e2e.harness.image import DEFAULT_TAG
 from e2e.harness.kube import KubeTarget
 from e2e.harness.report import REPORTS
 from e2e.harness.timing import PhaseTimer, format_table
 from e2e.harness.toolchain import Toolchain, detect
-from e2e.harness.waiting import Observation, wait_until
 from loadtest import incluster, locust_cli
 from loadtest.image import build_locust_image
 
@@ -33,8 +31,7 @@ MAX_WORKERS = 8
 
 
 def say(message: str) -> None:
-    # The harness's timer and cluster speak as [e2e]; here they run for the load test.
-    print(message.replace("[e2e]", "[load]", 1), flush=True)
+    print(message, flush=True)
 
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -77,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGHUP, interrupt)
 
-    timer = PhaseTimer(say=say)
+    timer = PhaseTimer(say=say, prefix="[load]")
     toolchain = detect()
     say(f"[load] toolchain: {toolchain.describe()}")
     cluster = KindProjectCluster(toolchain, timer, name=CLUSTER_NAME)
@@ -86,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster.keep = args.keep_cluster or cluster.exists()
     try:
         target = cluster.up()
-        pods = _deploy(target, cluster, toolchain, timer)
+        pods = _deploy(target, cluster, timer)
         if not any(arg.startswith(("--pod-names", "--expected-pods")) for arg in locust_args):
             # Named, the verdict says which pods got nothing.
             locust_args = ["--pod-names", ",".join(pods), *locust_args]
@@ -95,26 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             code = _from_here(timer, args, locust_args)
     finally:
-        cluster.down(say)
+        cluster.down()
         say(format_table(timer.phases))
     say(f"[load] Locust's verdict: {'passed' if code == 0 else f'FAILED (exit code {code})'}")
     return code
 
 
-def _deploy(target: KubeTarget, cluster, toolchain: Toolchain, timer: PhaseTimer) -> list[str]:
-    with timer.phase(f"build image {DEFAULT_TAG}"):
-        build_image(DEFAULT_TAG, toolchain, say=say)
-    cluster.load_image(DEFAULT_TAG)
-    deployment = Deployment(target, DEFAULT_TAG)
-    with timer.phase(f"rollout of {deploy.DEFAULT_REPLICAS} replicas"):
-        deployment.apply()
-        pods = deployment.wait_settled(deploy.DEFAULT_REPLICAS)
-        wait_until(
-            lambda: _answers(NODE_PORT_URL),
-            what=f"the Service answering at {NODE_PORT_URL}",
-            timeout=60,
-        )
-    return pods
+def _deploy(target: KubeTarget, cluster, timer: PhaseTimer) -> list[str]:
+    environment.build_and_load(cluster, DEFAULT_TAG, timer)
+    deployment = environment.roll_out(target, DEFAULT_TAG, NODE_PORT_URL, timer)
+    return deployment.wait_settled(deploy.DEFAULT_REPLICAS)
 
 
 def _from_here(timer: PhaseTimer, args: argparse.Namespace, locust_args: list[str]) -> int:
@@ -155,16 +142,6 @@ def _in_cluster(
     )
     with timer.phase(f"in-cluster Locust: {args.workers} workers, {args.users} users"):
         return incluster.run_in_cluster(target, run, REPORTS, say)
-
-
-def _answers(base_url: str) -> Observation:
-    import httpx
-
-    try:
-        status = httpx.get(f"{base_url}/healthcheck", timeout=2).status_code
-    except httpx.HTTPError as error:
-        return Observation(False, f"{type(error).__name__}: {error}")
-    return Observation(status == 200, f"HTTP {status}")
 
 
 if __name__ == "__main__":

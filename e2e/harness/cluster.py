@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -94,15 +93,15 @@ class KindProjectCluster:
         image_id = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
         nodes = _run([str(self.cluster.kind_path), "get", "nodes", "--name", self.name]).split()
         if nodes and all(_node_has_image(node, tag, image_id) for node in nodes):
-            self.timer.say(f"[e2e] every node already has {tag} ({image_id[:19]}): not loaded")
+            self.timer.note(f"every node already has {tag} ({image_id[:19]}): not loaded")
             return
         with self.timer.phase(f"load image {tag} into the nodes"):
             self.cluster.load_docker_image(tag)
 
-    def down(self, say: Callable[[str], None]) -> None:
+    def down(self) -> None:
         if self.keep:
-            say(
-                f"[e2e] kept cluster {self.name} (kubeconfig {self.cluster.kubeconfig_path}); "
+            self.timer.note(
+                f"kept cluster {self.name} (kubeconfig {self.cluster.kubeconfig_path}); "
                 f"the next run reuses it; delete it with: {self.cluster.kind_path} delete "
                 f"cluster --name {self.name}"
             )
@@ -140,8 +139,8 @@ class ExistingCluster:
     def load_image(self, tag: str) -> None:
         """The image comes from the user's registry."""
 
-    def down(self, say: Callable[[str], None]) -> None:
-        say("[e2e] existing cluster left as it was (the suites leave 3 replicas applied)")
+    def down(self) -> None:
+        self.timer.note("existing cluster left as it was (the suites leave 3 replicas applied)")
 
 
 def _run(command: list[str]) -> str:

@@ -11,22 +11,26 @@ from dataclasses import dataclass, field
 @dataclass
 class PhaseTimer:
     say: Callable[[str], None] = print
+    prefix: str = "[e2e]"
     phases: list[tuple[str, float]] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.say(f"{self.prefix} {message}")
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        self.say(f"[e2e] {name} ...")
+        self.note(f"{name} ...")
         start = time.monotonic()
         try:
             yield
         except BaseException:
             elapsed = time.monotonic() - start
             self.phases.append((f"{name} (failed)", elapsed))
-            self.say(f"[e2e] {name} failed after {elapsed:.1f} s")
+            self.note(f"{name} failed after {elapsed:.1f} s")
             raise
         elapsed = time.monotonic() - start
         self.phases.append((name, elapsed))
-        self.say(f"[e2e] {name} done in {elapsed:.1f} s")
+        self.note(f"{name} done in {elapsed:.1f} s")
 
     def record(self, name: str, seconds: float) -> None:
         self.phases.append((name, seconds))

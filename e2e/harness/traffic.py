@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from e2e.harness.waiting import Observation
+
 CLASSIFY_PATH = "/iris/classify_iris"
 TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 REQUEST_TIMEOUT = 5.0
@@ -32,6 +34,15 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None and self.status == 200
+
+
+def service_answers(base_url: str) -> Observation:
+    """Whether the healthcheck answers 200 at `base_url`, for polling until it does."""
+    try:
+        status = httpx.get(f"{base_url}/healthcheck", timeout=2).status_code
+    except httpx.HTTPError as error:
+        return Observation(False, f"{type(error).__name__}: {error}")
+    return Observation(status == 200, f"HTTP {status}")
 
 
 def fresh_connection_client(base_url: str) -> httpx.Client:
