@@ -7,9 +7,10 @@ itself: we only ever fetch from it by explicit version.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import fsutil
 from .phases import Context, Phase
@@ -22,9 +23,19 @@ LISTS_DIR = Path("/var/lib/apt/lists")
 # What the note found necessary on Debian 12, plus patch (source patches),
 # libseccomp2 (runc) and ca-certificates.
 HOST_PACKAGES = [
-    "ca-certificates", "debootstrap", "dpkg-dev", "gcc", "golang-go",
-    "golang-github-modern-go-reflect2-dev", "iptables", "jq", "libc6-dev",
-    "libseccomp2", "patch", "rsync", "xz-utils",
+    "ca-certificates",
+    "debootstrap",
+    "dpkg-dev",
+    "gcc",
+    "golang-go",
+    "golang-github-modern-go-reflect2-dev",
+    "iptables",
+    "jq",
+    "libc6-dev",
+    "libseccomp2",
+    "patch",
+    "rsync",
+    "xz-utils",
 ]
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -74,8 +85,12 @@ def parse_one_line(text: str) -> list[dict[str, str]]:
         parts = rest.split()
         if kind not in ("deb", "deb-src") or len(parts) < 2:
             continue
-        entry = {"types": kind, "uris": parts[0], "suites": parts[1],
-                 "components": " ".join(parts[2:])}
+        entry = {
+            "types": kind,
+            "uris": parts[0],
+            "suites": parts[1],
+            "components": " ".join(parts[2:]),
+        }
         if "signed-by" in options:
             entry["signed-by"] = options["signed-by"]
         entries.append(entry)
@@ -150,7 +165,7 @@ class Offer:
     package: str
     version: str
     suite: str  # e.g. "trixie", "bookworm-security"
-    kind: str   # "Packages" (binary) or "Sources"
+    kind: str  # "Packages" (binary) or "Sources"
 
 
 def parse_madison(text: str) -> list[Offer]:
@@ -206,18 +221,26 @@ def madison(run: Runner, packages: Iterable[str]) -> list[Offer]:
     return parse_madison(run.out(["apt-cache", "madison", *packages]))
 
 
-def versions(run: Runner, packages: list[str], suite: str, kind: str = "Packages") -> dict[str, str]:
+def versions(
+    run: Runner, packages: list[str], suite: str, kind: str = "Packages"
+) -> dict[str, str]:
     offers = madison(run, packages)
     try:
         return {p: pick(offers, p, suite, kind) for p in packages}
     except KeyError as exc:
-        raise PhaseError(run.phase, f"{exc.args[0]}; are the apt sources in place? "
-                         f"(run ensure, or --force apt to refresh the package lists)") from None
+        raise PhaseError(
+            run.phase,
+            f"{exc.args[0]}; are the apt sources in place? "
+            f"(run ensure, or --force apt to refresh the package lists)",
+        ) from None
 
 
 def installed(run: Runner, packages: list[str]) -> dict[str, str]:
-    out = run.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n",
-                   *packages], capture=True, check=False).stdout.decode()
+    out = run.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n", *packages],
+        capture=True,
+        check=False,
+    ).stdout.decode()
     return parse_dpkg_query(out)
 
 
@@ -228,8 +251,7 @@ def download(run: Runner, pinned: dict[str, str], dest: Path) -> list[Path]:
     try:
         run.run(["apt-get", "download", *specs], cwd=dest)
     except PhaseError as exc:
-        exc.args = (str(exc) + "\nhint: the package lists may be stale; "
-                    "re-run with --force apt",)
+        exc.args = (str(exc) + "\nhint: the package lists may be stale; re-run with --force apt",)
         raise
     debs = sorted(dest.glob("*.deb"))
     if len(debs) != len(specs):
@@ -237,8 +259,9 @@ def download(run: Runner, pinned: dict[str, str], dest: Path) -> list[Path]:
     return debs
 
 
-def fetch_source(run: Runner, package: str, version: str, dest: Path,
-                 apply_debian_patches: bool = True) -> Path:
+def fetch_source(
+    run: Runner, package: str, version: str, dest: Path, apply_debian_patches: bool = True
+) -> Path:
     """Fetch a Debian source package with apt and unpack it into dest/tree.
 
     We unpack ourselves instead of letting dpkg-source do it: the mirror here
@@ -261,12 +284,15 @@ def fetch_source(run: Runner, package: str, version: str, dest: Path,
             run.note(f"source file {f.name} unavailable from the mirror")
     orig = [n for n in present if re.search(r"\.orig\.tar\.\w+$", n)]
     if not orig:
-        raise PhaseError(run.phase, f"could not download the upstream tarball of {spec}",
-                         ["apt-get", "source", "--download-only", spec], log=run.log_path)
+        raise PhaseError(
+            run.phase,
+            f"could not download the upstream tarball of {spec}",
+            ["apt-get", "source", "--download-only", spec],
+            log=run.log_path,
+        )
     tree = dest / "tree"
     tree.mkdir()
-    run.run(["tar", "-xf", present[orig[0]], "-C", tree, "--strip-components=1",
-             "--no-same-owner"])
+    run.run(["tar", "-xf", present[orig[0]], "-C", tree, "--strip-components=1", "--no-same-owner"])
     debian = [n for n in present if re.search(r"\.debian\.tar\.\w+$", n)]
     if apply_debian_patches:
         if not debian:
@@ -275,8 +301,17 @@ def fetch_source(run: Runner, package: str, version: str, dest: Path,
         series = tree / "debian" / "patches" / "series"
         if series.is_file():
             for name in series_patches(series.read_text()):
-                run.run(["patch", "-p1", "--forward", "--batch", "-i",
-                         tree / "debian" / "patches" / name], cwd=tree)
+                run.run(
+                    [
+                        "patch",
+                        "-p1",
+                        "--forward",
+                        "--batch",
+                        "-i",
+                        tree / "debian" / "patches" / name,
+                    ],
+                    cwd=tree,
+                )
     return tree
 
 
@@ -324,8 +359,9 @@ class AptPhase(Phase):
         fsutil.atomic_write_text(SOURCES_FILE, sources, 0o644)
         fsutil.atomic_write_text(PREFERENCES_FILE, prefs, 0o644)
         run.run(["apt-get", "update"], timeout=600)
-        run.run(["apt-get", "install", "-y", "--no-install-recommends", *HOST_PACKAGES],
-                timeout=1200)
+        run.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *HOST_PACKAGES], timeout=1200
+        )
         missing = set(HOST_PACKAGES) - set(installed(run, HOST_PACKAGES))
         if missing:
             raise PhaseError(self.name, f"packages still missing: {sorted(missing)}")

@@ -20,8 +20,17 @@ from .proc import Runner, warn
 PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates"]
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CONTAINER_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-PIP_KEYS = {"index-url", "extra-index-url", "trusted-host", "timeout", "default-timeout",
-            "retries", "disable-pip-version-check", "find-links", "proxy"}
+PIP_KEYS = {
+    "index-url",
+    "extra-index-url",
+    "trusted-host",
+    "timeout",
+    "default-timeout",
+    "retries",
+    "disable-pip-version-check",
+    "find-links",
+    "proxy",
+}
 PATH_KEYS = {"index-url", "extra-index-url", "find-links"}
 IMAGE_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -107,7 +116,8 @@ class BaseImagePhase(Phase):
         fsutil.atomic_write_bytes(root / CONTAINER_CA_BUNDLE.lstrip("/"), bundle, 0o644)
         # Also as a local CA, so an update-ca-certificates in a derived image keeps it.
         fsutil.atomic_write_bytes(
-            root / "usr/local/share/ca-certificates/iris-offline-host-bundle.crt", bundle, 0o644)
+            root / "usr/local/share/ca-certificates/iris-offline-host-bundle.crt", bundle, 0o644
+        )
         fsutil.atomic_write_text(root / "etc/pip.conf", data["pip_conf"], 0o644)
         run.run(["chroot", root, "python", "-c", "import venv, ssl, ensurepip, pip"])
         rootfs.tidy(root)
@@ -124,7 +134,7 @@ class BaseImagePhase(Phase):
         cmd = [docker, "import"]
         for change in IMAGE_CHANGES:
             cmd += ["--change", change]
-        run.run(cmd + [outputs["rootfs_tar"], tag], timeout=600)
+        run.run([*cmd, outputs["rootfs_tar"], tag], timeout=600)
         run.run([docker, "run", "--rm", tag, "python", "-m", "venv", "--help"])
         self._check_pip(run, docker, tag)
         return f"imported {tag}"
@@ -133,7 +143,20 @@ class BaseImagePhase(Phase):
         # A warning, not a failure: PyPI being briefly unreachable should not
         # make the toolchain unusable, but a wrong CA setup should be visible now.
         if not run.ok(
-                [docker, "run", "--rm", tag, "python", "-m", "pip", "download", "--no-deps",
-                 "--dest", "/tmp/probe", "six"], timeout=300):
-            warn(f"pip in {tag} could not download from the package index; "
-                 f"see {run.log_path}")
+            [
+                docker,
+                "run",
+                "--rm",
+                tag,
+                "python",
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--dest",
+                "/tmp/probe",
+                "six",
+            ],
+            timeout=300,
+        ):
+            warn(f"pip in {tag} could not download from the package index; see {run.log_path}")

@@ -21,8 +21,14 @@ from .node_image import NodeImagePhase
 from .phases import Context, format_table, phase_status, run_phase
 from .proc import PREFIX, PhaseError
 
-PHASES = [AptPhase(), EnginePhase(), BaseImagePhase(), KindPhase(), KubernetesPhase(),
-          NodeImagePhase()]
+PHASES = [
+    AptPhase(),
+    EnginePhase(),
+    BaseImagePhase(),
+    KindPhase(),
+    KubernetesPhase(),
+    NodeImagePhase(),
+]
 PHASE_NAMES = [p.name for p in PHASES]
 
 
@@ -47,13 +53,23 @@ def env_document(ctx: Context) -> dict[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 -m ci.offline_kind",
-        description="Provision a registry-free 3-node kind toolchain from Debian packages.")
+        description="Provision a registry-free 3-node kind toolchain from Debian packages.",
+    )
     parser.add_argument("command", nargs="?", default="ensure", choices=["ensure", "env", "status"])
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="default: ${IRIS_OFFLINE_CACHE:-$HOME/.cache/iris-offline-kind}")
-    parser.add_argument("--force", action="append", default=[], metavar="PHASE",
-                        choices=PHASE_NAMES + ["all"],
-                        help="rebuild PHASE even if cached (repeatable; 'all' for every phase)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="default: ${IRIS_OFFLINE_CACHE:-$HOME/.cache/iris-offline-kind}",
+    )
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="PHASE",
+        choices=[*PHASE_NAMES, "all"],
+        help="rebuild PHASE even if cached (repeatable; 'all' for every phase)",
+    )
     args = parser.parse_args(argv)
     args.cache_dir = (args.cache_dir or default_cache_dir()).expanduser().resolve()
     return args
@@ -64,9 +80,10 @@ class Lock:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "a")
+        self.path = path
 
     def __enter__(self):
+        self.fh = open(self.path, "a")  # closed in __exit__
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -114,8 +131,10 @@ def status(ctx: Context) -> int:
 def show_env(ctx: Context) -> int:
     env_path = ctx.cache / "env.json"
     if not env_path.is_file():
-        print(f"{PREFIX} {env_path} does not exist; run: python3 -m ci.offline_kind ensure",
-              file=sys.stderr)
+        print(
+            f"{PREFIX} {env_path} does not exist; run: python3 -m ci.offline_kind ensure",
+            file=sys.stderr,
+        )
         return 1
     sys.stdout.write(env_path.read_text())
     return 0
@@ -137,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PREFIX} ERROR: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PREFIX} interrupted; re-run to continue (finished phases stay cached)",
-              file=sys.stderr)
+        print(
+            f"{PREFIX} interrupted; re-run to continue (finished phases stay cached)",
+            file=sys.stderr,
+        )
         return 130

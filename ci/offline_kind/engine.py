@@ -85,8 +85,10 @@ class EnginePhase(Phase):
     recipe = 1
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
-        return {"trixie": apt.versions(run, FROM_TRIXIE, "trixie"),
-                "bookworm": apt.versions(run, FROM_BOOKWORM, "bookworm")}
+        return {
+            "trixie": apt.versions(run, FROM_TRIXIE, "trixie"),
+            "bookworm": apt.versions(run, FROM_BOOKWORM, "bookworm"),
+        }
 
     def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
         return Path(outputs.get("dockerd", "")).is_file()
@@ -97,9 +99,15 @@ class EnginePhase(Phase):
         for deb in apt.download(run, pins, work / "debs"):
             run.run(["dpkg-deb", "-x", deb, prefix])
         shutil.rmtree(work / "debs")
-        for tool in ["usr/sbin/dockerd", "usr/bin/containerd", "usr/bin/containerd-shim-runc-v2",
-                     "usr/sbin/runc", "usr/sbin/docker-proxy", "usr/bin/tini-static",
-                     "usr/bin/docker"]:
+        for tool in [
+            "usr/sbin/dockerd",
+            "usr/bin/containerd",
+            "usr/bin/containerd-shim-runc-v2",
+            "usr/sbin/runc",
+            "usr/sbin/docker-proxy",
+            "usr/bin/tini-static",
+            "usr/bin/docker",
+        ]:
             if not (prefix / tool).is_file():
                 raise PhaseError(self.name, f"{tool} missing after unpacking the packages")
         # dockerd looks for docker-init on PATH; trixie's link points at tini-static,
@@ -107,8 +115,11 @@ class EnginePhase(Phase):
         run.run([prefix / "usr/sbin/dockerd", "--version"])
         run.run([prefix / "usr/sbin/runc", "--version"])
         fp = final / "prefix"
-        return {"prefix": str(fp), "dockerd": str(fp / "usr/sbin/dockerd"),
-                "path": f"{fp}/usr/sbin:{fp}/usr/bin"}
+        return {
+            "prefix": str(fp),
+            "dockerd": str(fp / "usr/sbin/dockerd"),
+            "path": f"{fp}/usr/sbin:{fp}/usr/bin",
+        }
 
     def activate(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> str | None:
         version = daemon_version()
@@ -118,9 +129,12 @@ class EnginePhase(Phase):
             version = self._start(ctx, run, outputs)
             note = f"started dockerd {version} (log {self._log(ctx)})"
         if major(version) < MIN_SERVER_MAJOR:
-            raise PhaseError(self.name, f"the daemon on {SOCKET} is Docker {version}; kind's "
-                             f"privileged nodes need >= {MIN_SERVER_MAJOR} here (see notes). "
-                             "Stop it and re-run ensure.")
+            raise PhaseError(
+                self.name,
+                f"the daemon on {SOCKET} is Docker {version}; kind's "
+                f"privileged nodes need >= {MIN_SERVER_MAJOR} here (see notes). "
+                "Stop it and re-run ensure.",
+            )
         return note
 
     def _log(self, ctx: Context) -> Path:
@@ -136,8 +150,15 @@ class EnginePhase(Phase):
         log_start = log_path.stat().st_size if log_path.exists() else 0
         with open(log_path, "ab") as log:
             # A new session: the daemon must outlive this process and its terminal.
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    env=env, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         deadline = time.monotonic() + START_DEADLINE
         while time.monotonic() < deadline:
             version = daemon_version()
@@ -168,7 +189,7 @@ def image_present(run: Runner, docker: str, tag: str) -> bool:
 
 
 def superseded_tags(listing: str, keep: str) -> list[str]:
-    """Tags of the same repository as keep, from `docker images --format {{.Repository}}:{{.Tag}}`."""
+    """Other tags of keep's repository, given `docker images` output as repo:tag lines."""
     repo = keep.rsplit(":", 1)[0]
     return sorted({t for t in listing.split() if t.rsplit(":", 1)[0] == repo and t != keep})
 

@@ -6,8 +6,8 @@ import hashlib
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def unescape_mountinfo(field: str) -> str:
@@ -35,8 +35,12 @@ def unmount_all_under(path: Path) -> None:
     with open("/proc/self/mountinfo") as fh:
         info = fh.read()
     for point in mounts_under(info, str(path.resolve())):
-        subprocess.run(["umount", "-l", point], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["umount", "-l", point],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def safe_rmtree(path: Path) -> None:
@@ -73,8 +77,11 @@ def sha256_file(path: Path) -> str:
 
 def hash_tree(root: Path, paths: Iterable[Path] | None = None) -> str:
     """Content hash of files under root (names relative to root included)."""
-    files = sorted(paths) if paths is not None else sorted(
-        p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = (
+        sorted(paths)
+        if paths is not None
+        else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    )
     h = hashlib.sha256()
     for p in files:
         rel = p.relative_to(root).as_posix()

@@ -30,6 +30,7 @@ class Layer:
 @dataclass(frozen=True)
 class Entry:
     """A file (source path or bytes) or, with source None, a directory."""
+
     name: str
     source: Path | bytes | None
     mode: int = 0o755
@@ -102,9 +103,11 @@ def image_config(image: Image) -> bytes:
         "os": "linux",
         "created": "2020-09-13T12:26:40Z",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{l.digest}" for l in image.layers]},
-        "history": [{"created": "2020-09-13T12:26:40Z", "created_by": "ci/offline_kind"}
-                    for _ in image.layers],
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{x.digest}" for x in image.layers]},
+        "history": [
+            {"created": "2020-09-13T12:26:40Z", "created_by": "ci/offline_kind"}
+            for _ in image.layers
+        ],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -116,8 +119,13 @@ def archive_manifest(images: list[Image]) -> tuple[list[dict], dict[str, bytes]]
         blob = image_config(image)
         name = hashlib.sha256(blob).hexdigest() + ".json"
         configs[name] = blob
-        manifest.append({"Config": name, "RepoTags": [image.tag],
-                         "Layers": [f"{l.digest}/layer.tar" for l in image.layers]})
+        manifest.append(
+            {
+                "Config": name,
+                "RepoTags": [image.tag],
+                "Layers": [f"{layer.digest}/layer.tar" for layer in image.layers],
+            }
+        )
     return manifest, configs
 
 
@@ -133,7 +141,8 @@ def write_archive(out: Path, images: list[Image]) -> None:
                 tar.addfile(_tarinfo(layer.digest + "/", tarfile.DIRTYPE, 0o755))
                 size = layer.path.stat().st_size
                 with open(layer.path, "rb") as fh:
-                    tar.addfile(_tarinfo(f"{layer.digest}/layer.tar", tarfile.REGTYPE, 0o644, size), fh)
+                    info = _tarinfo(f"{layer.digest}/layer.tar", tarfile.REGTYPE, 0o644, size)
+                    tar.addfile(info, fh)
         for name, blob in configs.items():
             tar.addfile(_tarinfo(name, tarfile.REGTYPE, 0o644, len(blob)), io.BytesIO(blob))
         data = json.dumps(manifest).encode()

@@ -18,12 +18,20 @@ from .phases import Context, Phase
 from .proc import PhaseError, Runner
 
 VERSION = "v1.20.2"
-COMMANDS = ["kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
-            "kube-scheduler", "kube-proxy"]
+COMMANDS = [
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+]
 TOOLCHAIN = ["golang-go", "golang-github-modern-go-reflect2-dev", "gcc", "libc6-dev"]
 REFLECT2_SRC = Path("/usr/share/gocode/src/github.com/modern-go/reflect2")
 REFLECT2_VENDOR = "vendor/github.com/modern-go/reflect2"
 GO_BIN = "/usr/lib/go/bin"
+GO_CACHE_IN_TREE = "_output/local/go/cache"
 PAUSE_VERSION = "3.2"
 
 
@@ -37,8 +45,11 @@ def replace_reflect2(tree: Path) -> None:
 
 
 def parse_image_list(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and "/" in line and ":" in line and " " not in line.strip()]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and "/" in line and ":" in line and " " not in line.strip()
+    ]
 
 
 class KubernetesPhase(Phase):
@@ -51,16 +62,18 @@ class KubernetesPhase(Phase):
         missing = set(TOOLCHAIN) - set(toolchain)
         if missing:
             raise PhaseError(self.name, f"build tools not installed: {sorted(missing)}")
-        return {"source": apt.versions(run, ["kubernetes"], "bookworm", "Sources")["kubernetes"],
-                "toolchain": toolchain, "commands": COMMANDS, "pause": PAUSE_VERSION}
+        return {
+            "source": apt.versions(run, ["kubernetes"], "bookworm", "Sources")["kubernetes"],
+            "toolchain": toolchain,
+            "commands": COMMANDS,
+            "pause": PAUSE_VERSION,
+        }
 
     def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
         bins = outputs.get("bin", "")
-        return all(os.access(Path(bins) / c, os.X_OK) for c in COMMANDS + ["pause"])
+        return all(os.access(Path(bins) / c, os.X_OK) for c in [*COMMANDS, "pause"])
 
     def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
-        # A fixed build path keeps Go's build cache valid across builds (the
-        # build trims this path into its flags), so a rebuild is incremental.
         build_dir = ctx.phase_dir(self.name) / "build"
         fsutil.safe_rmtree(build_dir)
         build_dir.mkdir(parents=True)
@@ -68,36 +81,69 @@ class KubernetesPhase(Phase):
         run.note(f"fetching source package kubernetes {source}")
         tree = apt.fetch_source(run, "kubernetes", source, build_dir)
         replace_reflect2(tree)
-        gopath = tree / ".go"
-        (gopath / "src/k8s.io").mkdir(parents=True)
-        os.symlink("../../..", gopath / "src/k8s.io/kubernetes")
         (build_dir / "home").mkdir()
+        # Kubernetes' build sets its own GOPATH and GOCACHE under _output, so
+        # the Go build cache is parked beside the tree between builds; with the
+        # tree at a fixed path (it is trimmed into the compile flags) a rebuild
+        # after a recipe or toolchain change is incremental.
+        go_cache = tree / GO_CACHE_IN_TREE
+        parked = ctx.phase_dir(self.name) / "gocache"
+        if parked.is_dir():
+            go_cache.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(parked, go_cache)
         # KUBE_STATIC_OVERRIDES: kubelet is the one command Kubernetes' build
-        # links dynamically, in a separate `go install` whose flags differ, so
-        # every shared dependency would be compiled twice. With CGO off (as in
-        # debian/rules) it is static anyway.
-        env = {"GOPATH": str(gopath), "HOME": str(build_dir / "home"), "CGO_ENABLED": "0",
-               "KUBE_STATIC_OVERRIDES": "kubelet",
-               "GOCACHE": str(ctx.phase_dir(self.name) / "gocache"),
-               "PATH": f"{GO_BIN}:{ctx.env['PATH']}", "GOFLAGS": "", "GOTOOLCHAIN": "local"}
+        # links dynamically, in a separate `go install`; with CGO off (as in
+        # debian/rules) it is static anyway, so build it with the others.
+        env = {
+            "HOME": str(build_dir / "home"),
+            "CGO_ENABLED": "0",
+            "KUBE_STATIC_OVERRIDES": "kubelet",
+            "PATH": f"{GO_BIN}:{ctx.env['PATH']}",
+            "GOFLAGS": "",
+        }
         run.note(f"building {' '.join(COMMANDS)} (log {run.log_path})")
-        run.run(["make", "WHAT=" + " ".join(f"cmd/{c}" for c in COMMANDS)],
-                cwd=tree, env=env, timeout=3600)
+        try:
+            run.run(
+                ["make", "WHAT=" + " ".join(f"cmd/{c}" for c in COMMANDS)],
+                cwd=tree,
+                env=env,
+                timeout=3600,
+            )
+        finally:
+            if go_cache.is_dir() and not parked.exists():
+                os.rename(go_cache, parked)
         bin_dir = work / "bin"
         bin_dir.mkdir()
         for command in COMMANDS:
             shutil.copy2(tree / "_output/bin" / command, bin_dir / command)
-        run.run(["gcc", "-Os", "-Wall", "-Werror", "-static",
-                 f"-DVERSION=v{PAUSE_VERSION}-iris-offline",
-                 "-o", bin_dir / "pause", tree / "build/pause/linux/pause.c"])
+        run.run(
+            [
+                "gcc",
+                "-Os",
+                "-Wall",
+                "-Werror",
+                "-static",
+                f"-DVERSION=v{PAUSE_VERSION}-iris-offline",
+                "-o",
+                bin_dir / "pause",
+                tree / "build/pause/linux/pause.c",
+            ]
+        )
         fsutil.safe_rmtree(build_dir)
 
         got = run.out([bin_dir / "kubeadm", "version", "-o", "short"]).strip()
         if got != VERSION:
             raise PhaseError(self.name, f"built kubeadm reports {got!r}, expected {VERSION}")
-        images = parse_image_list(run.out(
-            [bin_dir / "kubeadm", "config", "images", "list", "--kubernetes-version", VERSION]))
+        images = parse_image_list(
+            run.out(
+                [bin_dir / "kubeadm", "config", "images", "list", "--kubernetes-version", VERSION]
+            )
+        )
         if not images:
             raise PhaseError(self.name, "kubeadm config images list printed no images")
-        return {"bin": str(final / "bin"), "kubectl": str(final / "bin/kubectl"),
-                "version": VERSION, "images": images}
+        return {
+            "bin": str(final / "bin"),
+            "kubectl": str(final / "bin/kubectl"),
+            "version": VERSION,
+            "images": images,
+        }

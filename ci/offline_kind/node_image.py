@@ -31,9 +31,26 @@ CNI_SCRIPT = NODE_DIR / "cni" / "offline-cni.sh"
 # kind's images/base package list, minus network storage clients (nfs, iscsi),
 # plus Debian's builds of what kind compiles itself.
 NODE_PACKAGES = [
-    "systemd", "conntrack", "iptables", "nftables", "iproute2", "ethtool", "util-linux",
-    "mount", "kmod", "libseccomp2", "pigz", "fuse-overlayfs", "bash", "ca-certificates",
-    "curl", "jq", "procps", "containerd", "runc", "containernetworking-plugins",
+    "systemd",
+    "conntrack",
+    "iptables",
+    "nftables",
+    "iproute2",
+    "ethtool",
+    "util-linux",
+    "mount",
+    "kmod",
+    "libseccomp2",
+    "pigz",
+    "fuse-overlayfs",
+    "bash",
+    "ca-certificates",
+    "curl",
+    "jq",
+    "procps",
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
 ]
 # Base of the kube-proxy, etcd and CNI images (one shared layer).
 TOOLS_PACKAGES = ["iptables", "conntrack", "iproute2", "curl", "jq"]
@@ -148,11 +165,11 @@ class NodeImagePhase(Phase):
         pause = next(ref for ref, recipe in plan.items() if recipe == "pause")
 
         run.note(f"fetching kind {data['kind_source']} source (images/base/files)")
-        kind_tree = apt.fetch_source(run, "kind", data["kind_source"], work / "kind-src",
-                                     apply_debian_patches=False)
+        kind_tree = apt.fetch_source(
+            run, "kind", data["kind_source"], work / "kind-src", apply_debian_patches=False
+        )
         base_files = kind_tree / "images/base/files"
-        run.run(["patch", "-p1", "--forward", "--batch", "-d", base_files,
-                 "-i", ENTRYPOINT_PATCH])
+        run.run(["patch", "-p1", "--forward", "--batch", "-d", base_files, "-i", ENTRYPOINT_PATCH])
 
         run.note("debootstrap of the node rootfs")
         node_root = work / "node-rootfs"
@@ -183,8 +200,12 @@ class NodeImagePhase(Phase):
         run.run([docker, "save", "-o", work / "node-image.tar", tag], timeout=1200)
         for leftover in ("node-rootfs.tar", "images"):
             fsutil.safe_rmtree(work / leftover)
-        return {"tag": tag, "image_tar": str(final / "node-image.tar"),
-                "images": sorted(archived), "skipped": skipped}
+        return {
+            "tag": tag,
+            "image_tar": str(final / "node-image.tar"),
+            "images": sorted(archived),
+            "skipped": skipped,
+        }
 
     # -- rootfs --------------------------------------------------------
 
@@ -231,8 +252,9 @@ class NodeImagePhase(Phase):
         shutil.rmtree(work / "etcd-deb")
         return work / "etcd/usr/bin/etcd"
 
-    def _write_images(self, plan: dict[str, str], k8s: dict[str, Any], etcd_bin: Path,
-                      image_dir: Path) -> list[str]:
+    def _write_images(
+        self, plan: dict[str, str], k8s: dict[str, Any], etcd_bin: Path, image_dir: Path
+    ) -> list[str]:
         bins = Path(k8s["bin"])
         tools = images.layer_from_tar(image_dir / "tools-layer.tar")
         tmp_dir = images.Entry("tmp", None, 0o1777)
@@ -241,30 +263,41 @@ class NodeImagePhase(Phase):
             layer_path = image_dir / f"layer-{n}.tar"
             name = image_name(ref)
             if recipe == "static":
-                layer = images.layer_from_entries(layer_path, [
-                    images.Entry(f"usr/local/bin/{name}", bins / name), tmp_dir])
+                layer = images.layer_from_entries(
+                    layer_path, [images.Entry(f"usr/local/bin/{name}", bins / name), tmp_dir]
+                )
                 built.append(images.Image(ref, [layer], entrypoint=[f"/usr/local/bin/{name}"]))
             elif recipe == "kube-proxy":
-                layer = images.layer_from_entries(layer_path, [
-                    images.Entry("usr/local/bin/kube-proxy", bins / "kube-proxy")])
-                built.append(images.Image(ref, [tools, layer],
-                                          entrypoint=["/usr/local/bin/kube-proxy"]))
+                layer = images.layer_from_entries(
+                    layer_path, [images.Entry("usr/local/bin/kube-proxy", bins / "kube-proxy")]
+                )
+                built.append(
+                    images.Image(ref, [tools, layer], entrypoint=["/usr/local/bin/kube-proxy"])
+                )
             elif recipe == "etcd":
                 # Debian 12's etcd 3.4.23 stands in for 3.4.13 (same minor, wire compatible).
-                layer = images.layer_from_entries(layer_path, [
-                    images.Entry("usr/local/bin/etcd", etcd_bin),
-                    images.Entry("var/lib/etcd", None, 0o700)])
-                built.append(images.Image(ref, [tools, layer], entrypoint=None,
-                                          cmd=["/usr/local/bin/etcd"]))
+                layer = images.layer_from_entries(
+                    layer_path,
+                    [
+                        images.Entry("usr/local/bin/etcd", etcd_bin),
+                        images.Entry("var/lib/etcd", None, 0o700),
+                    ],
+                )
+                built.append(
+                    images.Image(ref, [tools, layer], entrypoint=None, cmd=["/usr/local/bin/etcd"])
+                )
             elif recipe == "pause":
-                layer = images.layer_from_entries(layer_path, [
-                    images.Entry("pause", bins / "pause")])
+                layer = images.layer_from_entries(
+                    layer_path, [images.Entry("pause", bins / "pause")]
+                )
                 built.append(images.Image(ref, [layer], entrypoint=["/pause"]))
         for ref in manifest_images(CNI_MANIFEST.read_text()):
-            layer = images.layer_from_entries(image_dir / "layer-cni.tar", [
-                images.Entry("usr/local/bin/offline-cni", CNI_SCRIPT)])
-            built.append(images.Image(ref, [tools, layer],
-                                      entrypoint=["/usr/local/bin/offline-cni"]))
+            layer = images.layer_from_entries(
+                image_dir / "layer-cni.tar", [images.Entry("usr/local/bin/offline-cni", CNI_SCRIPT)]
+            )
+            built.append(
+                images.Image(ref, [tools, layer], entrypoint=["/usr/local/bin/offline-cni"])
+            )
         images.write_archive(image_dir / "images.tar", built)
         for p in image_dir.glob("layer*.tar"):
             p.unlink()
@@ -273,8 +306,9 @@ class NodeImagePhase(Phase):
 
     # -- docker --------------------------------------------------------
 
-    def _assemble(self, run: Runner, docker: str, work: Path, image_dir: Path,
-                  expected: list[str], tag: str) -> None:
+    def _assemble(
+        self, run: Runner, docker: str, work: Path, image_dir: Path, expected: list[str], tag: str
+    ) -> None:
         build_tag = f"iris-offline/kind-node-build:{uuid.uuid4().hex[:12]}"
         container = f"iris-offline-node-build-{uuid.uuid4().hex[:12]}"
         import_cmd = [docker, "import"]
@@ -282,21 +316,36 @@ class NodeImagePhase(Phase):
             import_cmd += ["--change", change]
         run.note("importing the node rootfs and loading images into its containerd")
         try:
-            run.run(import_cmd + [work / "node-rootfs.tar", build_tag], timeout=1200)
-            run.run([docker, "run", "-d", "--name", container, "--label", BUILD_LABEL,
-                     "--entrypoint", "sleep", "--security-opt", "seccomp=unconfined",
-                     "-v", f"{image_dir}:/images:ro", build_tag, "infinity"])
+            run.run([*import_cmd, work / "node-rootfs.tar", build_tag], timeout=1200)
+            run.run(
+                [
+                    docker,
+                    "run",
+                    "-d",
+                    "--name",
+                    container,
+                    "--label",
+                    BUILD_LABEL,
+                    "--entrypoint",
+                    "sleep",
+                    "--security-opt",
+                    "seccomp=unconfined",
+                    "-v",
+                    f"{image_dir}:/images:ro",
+                    build_tag,
+                    "infinity",
+                ]
+            )
             self._import_images(run, docker, container, expected)
             commit = [docker, "commit"]
             for change in COMMIT_CHANGES:
                 commit += ["--change", change]
-            run.run(commit + [container, tag], timeout=1200)
+            run.run([*commit, container, tag], timeout=1200)
         finally:
             run.run([docker, "rm", "-f", "-v", container], check=False)
             run.run([docker, "rmi", build_tag], check=False)
 
-    def _import_images(self, run: Runner, docker: str, container: str,
-                       expected: list[str]) -> None:
+    def _import_images(self, run: Runner, docker: str, container: str, expected: list[str]) -> None:
         def sh(script: str, **kw) -> str:
             return run.out([docker, "exec", container, "bash", "-c", script], **kw)
 
@@ -307,13 +356,17 @@ class NodeImagePhase(Phase):
               if [ $SECONDS -ge $deadline ]; then cat /tmp/containerd.log; exit 1; fi
               sleep 0.2
             done""")
-        sh("ctr --namespace=k8s.io images import --all-platforms --no-unpack /images/images.tar",
-           timeout=1200)
+        sh(
+            "ctr --namespace=k8s.io images import --all-platforms --no-unpack /images/images.tar",
+            timeout=1200,
+        )
         listed = set(sh("ctr --namespace=k8s.io images list -q").split())
         missing = [ref for ref in expected if normalize_ref(ref) not in listed]
         if missing:
-            raise PhaseError(self.name, f"images missing from the node's containerd: {missing}; "
-                             f"it has: {sorted(listed)}")
+            raise PhaseError(
+                self.name,
+                f"images missing from the node's containerd: {missing}; it has: {sorted(listed)}",
+            )
         # Wait until containerd has exited (its bolt database must be closed
         # before the commit). Nothing in this container reaps it, so "exited"
         # means a zombie, which kill -0 cannot tell apart from running.

@@ -22,13 +22,14 @@ from .proc import PhaseError, Runner, say
 
 STAMP = "stamp.json"
 SHORT = 12
-KEY_DIR = re.compile(r"^[0-9a-f]{%d}$" % SHORT)
+KEY_DIR = re.compile(rf"^[0-9a-f]{{{SHORT}}}$")
 TMP_DIR = re.compile(r"^\.tmp-")
 
 
 def cache_key(phase: str, recipe: int, inputs: dict[str, Any]) -> str:
-    blob = json.dumps({"phase": phase, "recipe": recipe, "inputs": inputs},
-                      sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(
+        {"phase": phase, "recipe": recipe, "inputs": inputs}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -38,8 +39,7 @@ def short(key: str) -> str:
 
 def stale_entries(names: list[str], keep: str) -> list[str]:
     """Entries of a phase dir to delete: older key dirs and leftover temp dirs."""
-    return sorted(n for n in names
-                  if n != keep and (KEY_DIR.match(n) or TMP_DIR.match(n)))
+    return sorted(n for n in names if n != keep and (KEY_DIR.match(n) or TMP_DIR.match(n)))
 
 
 def read_stamp(path: Path, key: str) -> dict | None:
@@ -73,15 +73,28 @@ def format_seconds(seconds: float) -> str:
 def format_table(results: list[Result]) -> str:
     rows = [("phase", "result", "time", "cpu", "key")]
     for r in results:
-        rows.append((r.phase, r.status, format_seconds(r.seconds), format_seconds(r.cpu),
-                     short(r.key)))
-    rows.append(("total", "", format_seconds(sum(r.seconds for r in results)),
-                 format_seconds(sum(r.cpu for r in results)), ""))
+        rows.append(
+            (r.phase, r.status, format_seconds(r.seconds), format_seconds(r.cpu), short(r.key))
+        )
+    rows.append(
+        (
+            "total",
+            "",
+            format_seconds(sum(r.seconds for r in results)),
+            format_seconds(sum(r.cpu for r in results)),
+            "",
+        )
+    )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                 row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+        cells = [
+            row[0].ljust(widths[0]),
+            row[1].ljust(widths[1]),
+            row[2].rjust(widths[2]),
+            row[3].rjust(widths[3]),
+            row[4],
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
@@ -96,18 +109,18 @@ class Phase:
     # Bump when the recipe changes in a way the inputs cannot see.
     recipe = 1
 
-    def inputs(self, ctx: "Context", run: Runner) -> dict[str, Any]:
+    def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
         raise NotImplementedError
 
-    def build(self, ctx: "Context", run: Runner, work: Path, final: Path) -> dict[str, Any]:
+    def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
         """Produce artifacts in work; return outputs naming them under final."""
         raise NotImplementedError
 
-    def verify(self, ctx: "Context", run: Runner, outputs: dict[str, Any]) -> bool:
+    def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
         """Are cached outputs still usable? Must be cheap."""
         return True
 
-    def activate(self, ctx: "Context", run: Runner, outputs: dict[str, Any]) -> str | None:
+    def activate(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> str | None:
         """Runs every time, cached or not (start a daemon, load an image)."""
         return None
 
@@ -120,10 +133,14 @@ class Context:
         self.inputs: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.extra: dict[str, Any] = {}
-        path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        self.env = dict(os.environ, PATH=path, LC_ALL="C.UTF-8",
-                        DEBIAN_FRONTEND="noninteractive",
-                        DOCKER_HOST="unix:///var/run/docker.sock")
+        path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+        self.env = dict(
+            os.environ,
+            PATH=path,
+            LC_ALL="C.UTF-8",
+            DEBIAN_FRONTEND="noninteractive",
+            DOCKER_HOST="unix:///var/run/docker.sock",
+        )
 
     def runner(self, phase: str) -> Runner:
         return Runner(phase, self.cache / "logs" / f"{phase}.log", self.env)
@@ -149,8 +166,7 @@ def run_phase(ctx: Context, phase: Phase) -> Result:
     pdir = ctx.phase_dir(phase.name)
     final = pdir / short(key)
     outputs = read_stamp(final / STAMP, key)
-    cached = (outputs is not None and phase.name not in ctx.force
-              and phase.verify(ctx, run, outputs))
+    cached = outputs is not None and phase.name not in ctx.force and phase.verify(ctx, run, outputs)
     if not cached:
         pdir.mkdir(parents=True, exist_ok=True)
         work = pdir / f".tmp-{short(key)}-{os.getpid()}"
@@ -162,9 +178,13 @@ def run_phase(ctx: Context, phase: Phase) -> Result:
             outputs = phase.build(ctx, run, work, final)
             fsutil.safe_rmtree(final)
             os.rename(work, final)
-            stamp = {"key": key, "inputs": inputs, "outputs": outputs,
-                     "seconds": round(time.monotonic() - started, 1),
-                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            stamp = {
+                "key": key,
+                "inputs": inputs,
+                "outputs": outputs,
+                "seconds": round(time.monotonic() - started, 1),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             fsutil.atomic_write_text(final / STAMP, json.dumps(stamp, indent=2) + "\n")
         finally:
             fsutil.safe_rmtree(work)

@@ -6,8 +6,8 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 PREFIX = "[offline-kind]"
 TAIL_LINES = 25
@@ -20,8 +20,14 @@ def say(phase: str, message: str) -> None:
 class PhaseError(RuntimeError):
     """A phase failed; carries enough context to act on without digging."""
 
-    def __init__(self, phase: str, message: str, cmd: Sequence[str] | None = None,
-                 tail: str = "", log: Path | None = None):
+    def __init__(
+        self,
+        phase: str,
+        message: str,
+        cmd: Sequence[str] | None = None,
+        tail: str = "",
+        log: Path | None = None,
+    ):
         self.phase = phase
         self.cmd = list(cmd) if cmd else None
         self.tail = tail
@@ -64,10 +70,17 @@ class Runner:
         self.env = dict(env)
         log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def run(self, cmd: Sequence[str | os.PathLike], *, cwd: str | os.PathLike | None = None,
-            env: Mapping[str, str] | None = None, input: bytes | None = None,
-            capture: bool = False, check: bool = True, timeout: float | None = None,
-            stdout_path: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        cmd: Sequence[str | os.PathLike],
+        *,
+        cwd: str | os.PathLike | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        capture: bool = False,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run cmd; with capture=True stdout is returned (stderr still logged)."""
         argv = [str(c) for c in cmd]
         full_env = dict(self.env)
@@ -78,32 +91,37 @@ class Runner:
             log.flush()
             start = log.tell()
             out_target = subprocess.PIPE if capture else log
-            out_file = None
-            if stdout_path is not None:
-                out_file = open(stdout_path, "wb")
-                out_target = out_file
             try:
                 proc = subprocess.run(
-                    argv, cwd=cwd, env=full_env, stdout=out_target, stderr=log,
+                    argv,
+                    cwd=cwd,
+                    env=full_env,
+                    stdout=out_target,
+                    stderr=log,
                     stdin=subprocess.DEVNULL if input is None else None,
-                    input=input, timeout=timeout)
+                    input=input,
+                    timeout=timeout,
+                )
             except FileNotFoundError as exc:
-                raise PhaseError(self.phase, f"command not found: {exc.filename}",
-                                 argv, log=self.log_path) from None
+                raise PhaseError(
+                    self.phase, f"command not found: {exc.filename}", argv, log=self.log_path
+                ) from None
             except subprocess.TimeoutExpired:
                 log.flush()
-                raise PhaseError(self.phase, f"timed out after {timeout} s", argv,
-                                 tail_text(_read_from(self.log_path, start)),
-                                 self.log_path) from None
-            finally:
-                if out_file is not None:
-                    out_file.close()
+                raise PhaseError(
+                    self.phase,
+                    f"timed out after {timeout} s",
+                    argv,
+                    tail_text(_read_from(self.log_path, start)),
+                    self.log_path,
+                ) from None
             if capture and proc.stdout:
                 log.write(proc.stdout if len(proc.stdout) < 65536 else proc.stdout[:65536])
         if check and proc.returncode != 0:
             text = _read_from(self.log_path, start)
-            raise PhaseError(self.phase, f"exit status {proc.returncode}", argv,
-                             tail_text(text), self.log_path)
+            raise PhaseError(
+                self.phase, f"exit status {proc.returncode}", argv, tail_text(text), self.log_path
+            )
         return proc
 
     def out(self, cmd: Sequence[str | os.PathLike], **kw) -> str:

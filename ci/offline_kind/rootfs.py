@@ -44,9 +44,19 @@ def debootstrap(ctx: Context, run: Runner, target: Path, packages: list[str]) ->
     # image overlap a lot, and a re-build after a recipe change is offline-fast.
     debs = ctx.cache / "debootstrap-debs"
     debs.mkdir(parents=True, exist_ok=True)
-    run.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-             f"--keyring={keyring}", f"--cache-dir={debs}", SUITE, target, uri],
-            timeout=1800)
+    run.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            f"--keyring={keyring}",
+            f"--cache-dir={debs}",
+            SUITE,
+            target,
+            uri,
+        ],
+        timeout=1800,
+    )
     # debootstrap leaves its bind mounts only on failure, but be sure.
     fsutil.unmount_all_under(target)
 
