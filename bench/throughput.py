@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e.harness.processes import stop
+
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface
 SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 START_TIMEOUT_S = 30.0
@@ -151,12 +153,7 @@ def uvicorn_server(model_path: Path, layout: Layout, log: Path) -> Iterator[tupl
             time.sleep(0.1)
         yield base, server.pid
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, grace=10)
 
 
 def wrk(url: str, script: Path, seconds: float, connections: int, layout: Layout) -> dict:

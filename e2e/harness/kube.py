@@ -14,6 +14,8 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from e2e.harness.processes import stop
+
 
 class KubectlError(RuntimeError):
     pass
@@ -122,12 +124,7 @@ class KubeTarget:
         try:
             yield f"http://127.0.0.1:{_forwarded_port(process, timeout)}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:
