@@ -169,6 +169,38 @@ def test_parse_madison_and_pick():
         apt.pick(offers, "kind", "trixie")
 
 
+POLICY = """\
+docker.io:
+  Installed: (none)
+  Candidate: 20.10.24+dfsg1-1+deb12u1+b6
+  Version table:
+     26.1.5+dfsg1-9+deb13u1+b1 100
+        100 http://deb.debian.org/debian trixie/main amd64 Packages
+     20.10.24+dfsg1-1+deb12u1+b6 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+jq:
+  Installed: 1.6-2.1+deb12u1
+  Candidate: 1.6-2.1+deb12u1
+  Version table:
+     1.7.1-6+deb13u1 100
+        100 http://deb.debian.org/debian trixie/main amd64 Packages
+ *** 1.6-2.1+deb12u1 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        500 http://m.example/sec bookworm-security/main amd64 Packages
+        100 /var/lib/dpkg/status
+"""
+
+
+def test_parse_policy():
+    offers = apt.parse_policy(POLICY)
+    assert apt.pick(offers, "docker.io", "trixie") == "26.1.5+dfsg1-9+deb13u1+b1"
+    assert apt.pick(offers, "docker.io", "bookworm") == "20.10.24+dfsg1-1+deb12u1+b6"
+    assert apt.pick(offers, "jq", "bookworm") == "1.6-2.1+deb12u1"
+    assert apt.pick(offers, "jq", "bookworm-security") == "1.6-2.1+deb12u1"
+    assert apt.pick(offers, "jq", "trixie") == "1.7.1-6+deb13u1"
+    assert len(offers) == 5
+
+
 def test_parse_dpkg_query_keeps_installed_only():
     text = (
         "golang-go ii 2:1.19~1\n"

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import fsutil
+from . import apt, fsutil
 from .apt import AptPhase
 from .base_image import BaseImagePhase
 from .engine import DOCKER_HOST, EnginePhase
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     force = set(PHASE_NAMES) if "all" in args.force else set(args.force)
     ctx = Context(args.cache_dir, force)
+    apt.use_cache_dir(args.cache_dir / "apt-cache")
     if args.command == "env":
         return show_env(ctx)
     signal.signal(signal.SIGTERM, _terminate)

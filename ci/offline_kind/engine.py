@@ -19,7 +19,7 @@ from typing import Any
 
 from . import apt
 from .phases import Context, Phase
-from .proc import PhaseError, Runner, tail_text
+from .proc import PhaseError, Runner, tail_text, warn
 
 SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{SOCKET}"
@@ -134,6 +134,13 @@ class EnginePhase(Phase):
                 f"the daemon on {SOCKET} is Docker {version}; kind's "
                 f"privileged nodes need >= {MIN_SERVER_MAJOR} here (see notes). "
                 "Stop it and re-run ensure.",
+            )
+        if not shutil.which("docker", path=ctx.env["PATH"]):
+            # kind and the e2e harness run `docker` from PATH; this machine's
+            # image ships one, a bare Debian does not.
+            warn(
+                "no docker CLI on PATH (kind needs one): put "
+                f"{outputs['prefix']}/usr/bin on PATH or link its docker into /usr/local/bin"
             )
         return note
 

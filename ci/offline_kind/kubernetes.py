@@ -54,7 +54,7 @@ def parse_image_list(text: str) -> list[str]:
 
 class KubernetesPhase(Phase):
     name = "kubernetes"
-    what = f"Kubernetes {VERSION} binaries from bookworm's source package (~5 min cold)"
+    what = f"Kubernetes {VERSION} binaries from bookworm's source package (the long phase)"
     recipe = 2
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:

@@ -176,8 +176,13 @@ def run_phase(ctx: Context, phase: Phase) -> Result:
         work.mkdir()
         try:
             outputs = phase.build(ctx, run, work, final)
-            fsutil.safe_rmtree(final)
+            # Swap by renames: a forced rebuild must not leave a window in which
+            # tools that others are using (kind, kubectl) are gone.
+            old = pdir / f".tmp-old-{short(key)}-{os.getpid()}"
+            if final.exists():
+                os.rename(final, old)
             os.rename(work, final)
+            fsutil.safe_rmtree(old)
             stamp = {
                 "key": key,
                 "inputs": inputs,
