@@ -109,6 +109,12 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# The chi-square needs about 900 responses before a pass means anything (its "balance evidence"
+# check); a short run on a busy machine may not get there. Tests of something else turn it off
+# and keep the max/min skew check.
+NO_CHI_SQUARE = ("--balance-alpha", "0")
+
+
 def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS):
     command = locust_cli.headless_command(host, users=users, seconds=seconds, extra=args)
     return locust_cli.run(command, seconds)
@@ -117,7 +123,7 @@ def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS):
 def test_new_connection_mode_opens_a_connection_per_request_and_passes_on_even_counts():
     service = FakeService()
     with service.serving() as host:
-        run = locust(host, "--connection-mode", "new", "--think-time", "0")
+        run = locust(host, "--connection-mode", "new", "--think-time", "0", *NO_CHI_SQUARE)
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert service.requests > 100
@@ -182,8 +188,9 @@ def test_worker_processes_report_their_counts_to_the_master(tmp_path):
     service = FakeService()
     with service.serving() as host:
         run = locust(
-            host, "--processes", "2", "--think-time", "0", "--csv", str(tmp_path / "run"), users=4
-        )
+            host, "--processes", "2", "--think-time", "0", "--csv", str(tmp_path / "run"),
+            *NO_CHI_SQUARE, users=4,
+        )  # fmt: skip
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert run.stdout.count("verdict: PASSED") == 1  # the master's; workers do not judge
