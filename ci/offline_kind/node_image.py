@@ -198,7 +198,7 @@ class NodeImagePhase(Phase):
         engine.prune_superseded(run, docker, tag)
         run.note(f"saving {tag} to the cache")
         run.run([docker, "save", "-o", work / "node-image.tar", tag], timeout=1200)
-        for leftover in ("node-rootfs.tar", "images"):
+        for leftover in ("node-rootfs.tar", "images", "etcd"):
             fsutil.safe_rmtree(work / leftover)
         return {
             "tag": tag,

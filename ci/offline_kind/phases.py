@@ -132,7 +132,6 @@ class Context:
         self.keys: dict[str, str] = {}
         self.inputs: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.extra: dict[str, Any] = {}
         path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
         self.env = dict(
             os.environ,
