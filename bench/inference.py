@@ -12,8 +12,10 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from service.model import IrisModel
+from service.schemas import TUTORIAL_SAMPLE
 
-SAMPLE = (2.0, 4.0, 2.0, 4.0)
+# Feature order: the schema fields are declared in the model's column order.
+SAMPLE = tuple(float(value) for value in TUTORIAL_SAMPLE.values())
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2e.harness.processes import stop
+from service.schemas import TUTORIAL_SAMPLE
 
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface
-SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 START_TIMEOUT_S = 30.0
 
 # wrk keeps its request loop in C as long as the script defines no request() or response():
@@ -59,7 +59,7 @@ ENDPOINTS = (
         "/iris/classify_iris",
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps(SAMPLE))}\n",
+        f"wrk.body = {json.dumps(json.dumps(TUTORIAL_SAMPLE))}\n",
     ),
 )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.harness import deploy, diagnostics, environment
-from e2e.harness.cluster import CLUSTER_NAME, ExistingCluster, KindProjectCluster
+from e2e.harness.cluster import CLUSTER_NAME, NODE_PORT_URL, ExistingCluster, KindProjectCluster
 from e2e.harness.deploy import Deployment
 from e2e.harness.kube import KubeTarget
 from e2e.harness.report import RunReport
@@ -54,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--base-url",
-        default="http://127.0.0.1:30080",
+        default=NODE_PORT_URL,
         help="where the Service is reached from this machine (kind: the NodePort "
         "published by kind-config.yaml)",
     )

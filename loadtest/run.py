@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from e2e.harness import deploy, environment
-from e2e.harness.cluster import CLUSTER_NAME, KindProjectCluster
+from e2e.harness.cluster import CLUSTER_NAME, NODE_PORT_URL, KindProjectCluster
 from e2e.harness.image import DEFAULT_TAG
 from e2e.harness.kube import KubeTarget
 from e2e.harness.report import REPORTS
@@ -24,7 +24,6 @@ from e2e.harness.toolchain import Toolchain, detect
 from loadtest import incluster, locust_cli
 from loadtest.image import build_locust_image
 
-NODE_PORT_URL = "http://127.0.0.1:30080"  # kind-config.yaml publishes the NodePort here
 MAX_USERS = 500
 MAX_SECONDS = 1800
 MAX_WORKERS = 8

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CM = 100.0
+# The original tutorial's request: setosa, with probability 0.99.
+TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 
 Centimetres = Annotated[float, Field(gt=0, le=MAX_CM, description="centimetres")]
 
@@ -23,9 +25,7 @@ class IrisFeatures(BaseModel):
         strict=True,
         extra="forbid",
         allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [{"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}]
-        },
+        json_schema_extra={"examples": [TUTORIAL_SAMPLE]},
     )
 
     sepal_length: Centimetres

@@ -22,6 +22,8 @@ from e2e.harness.toolchain import Toolchain
 from e2e.harness.waiting import Observation, wait_until
 
 KIND_CONFIG = Path(__file__).resolve().parents[2] / "kind-config.yaml"
+# kind-config.yaml publishes the NodePort Service here, on the host's loopback only.
+NODE_PORT_URL = "http://127.0.0.1:30080"
 CLUSTER_NAME = "iris-e2e"
 NODES_READY_TIMEOUT = 180
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
