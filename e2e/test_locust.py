@@ -1,7 +1,7 @@
 """The Locust load test on the cluster: its verdict passes on the real Service and fails, naming
 the pods that got nothing, when the Service is made to send every connection to one pod.
 
-Runs in the e2e session, so Locust must be installed there (the `load` extra).
+Runs in the e2e session: the `e2e` extra installs Locust.
 """
 
 import json
