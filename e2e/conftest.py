@@ -22,6 +22,7 @@ from e2e.harness.kube import KubeTarget
 from e2e.harness.report import RunReport
 from e2e.harness.timing import PhaseTimer, format_table
 from e2e.harness.toolchain import detect
+from e2e.harness.traffic import wait_until_every_pod_answers
 
 DEFAULT_IMAGE = "iris-classifier:poc"
 PYTEST_KIND_DEFAULT_NAME = "pytest-kind"
@@ -151,11 +152,14 @@ def deployment(run: E2ERun, target: KubeTarget, image: str, service_url: str) ->
 
 
 @pytest.fixture
-def three_replicas(deployment: Deployment) -> list[str]:
-    """Every assessment starts from the tutorial's state: 3 settled replicas."""
+def three_replicas(deployment: Deployment, service_url: str) -> list[str]:
+    """Every assessment starts from the tutorial's state: 3 settled replicas, each answering
+    through the Service (the assessment before may have replaced or removed pods)."""
     if not deployment.settled(deploy.DEFAULT_REPLICAS).done:
         deployment.apply(replicas=deploy.DEFAULT_REPLICAS)
-    return deployment.wait_settled(deploy.DEFAULT_REPLICAS)
+    pods = deployment.wait_settled(deploy.DEFAULT_REPLICAS)
+    wait_until_every_pod_answers(service_url, pods)
+    return pods
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ def test_every_ready_pod_receives_a_uniform_share_of_fresh_connections(
 ):
     count = balance.required_requests(len(three_replicas))
     run.timer.note(
-        f"{count} requests: the fewest whose chi-square test detects a "
-        f"{balance.SKEW}:1 skew over {len(three_replicas)} pods with power >= {balance.POWER} "
-        f"at alpha {balance.ALPHA} (power {balance.power(count, len(three_replicas)):.4f})"
+        f"{count} requests: the fewest "
+        f"whose chi-square test detects a {balance.SKEW}:1 skew over {len(three_replicas)} pods "
+        f"with power >= {balance.POWER} at alpha {balance.ALPHA} "
+        f"(power {balance.power(count, len(three_replicas)):.4f})"
     )
     outcomes = fresh_connection_requests(service_url, count)
     failed = [o for o in outcomes if not o.ok]

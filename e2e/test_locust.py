@@ -10,6 +10,7 @@ import pytest
 
 from e2e.harness import deploy
 from e2e.harness.report import REPORTS
+from e2e.harness.traffic import wait_until_every_pod_answers
 from e2e.harness.waiting import Observation, wait_until
 from loadtest import locust_cli
 
@@ -79,6 +80,7 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
             what=f"{deploy.NODE_PORT_SERVICE} sending only to {only}",
             timeout=ENDPOINTS_TIMEOUT,
         )
+        wait_until_every_pod_answers(service_url, [only])
         done = _locust(service_url, three_replicas, "skewed", SKEWED_SECONDS)
     finally:
         target.kubectl(

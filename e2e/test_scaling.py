@@ -5,7 +5,11 @@ import time
 import pytest
 
 from e2e.harness import balance, deploy
-from e2e.harness.traffic import BackgroundTraffic, fresh_connection_requests
+from e2e.harness.traffic import (
+    BackgroundTraffic,
+    fresh_connection_requests,
+    wait_until_every_pod_answers,
+)
 from e2e.harness.waiting import Observation, wait_until
 
 # kube-proxy rewrites its rules within about a second of an endpoint change; a request sent
@@ -78,6 +82,8 @@ def test_scaling_up_to_five_reaches_all_five_then_back_to_three(
 ):
     deployment.apply(replicas=5)
     five = deployment.wait_settled(5)
+    warm_up = wait_until_every_pod_answers(service_url, five)
+    run.timer.note(f"scale 3 -> 5: every pod answered after {warm_up} requests")
     count = balance.required_requests(len(five))
     outcomes = fresh_connection_requests(service_url, count)
     assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]

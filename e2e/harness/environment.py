@@ -9,8 +9,7 @@ from e2e.harness.deploy import Deployment
 from e2e.harness.image import ImageInfo, build_image
 from e2e.harness.kube import KubeTarget
 from e2e.harness.timing import PhaseTimer
-from e2e.harness.traffic import service_answers
-from e2e.harness.waiting import wait_until
+from e2e.harness.traffic import wait_until_every_pod_answers
 
 SERVICE_ANSWER_TIMEOUT = 60
 
@@ -29,14 +28,11 @@ def roll_out(
     timer: PhaseTimer,
     replicas: int = deploy.DEFAULT_REPLICAS,
 ) -> Deployment:
-    """Apply the manifests and wait until the pods are settled and the Service answers."""
+    """Apply the manifests and wait until the pods are settled and each answers through the
+    Service."""
     deployment = Deployment(target, image)
     with timer.phase(f"rollout of {replicas} replicas"):
         deployment.apply(replicas)
-        deployment.wait_settled(replicas)
-        wait_until(
-            lambda: service_answers(service_url),
-            timeout=SERVICE_ANSWER_TIMEOUT,
-            what=f"the Service answering at {service_url}",
-        )
+        pods = deployment.wait_settled(replicas)
+        wait_until_every_pod_answers(service_url, pods, timeout=SERVICE_ANSWER_TIMEOUT)
     return deployment

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
 
-from e2e.harness.waiting import Observation
+from e2e.harness.waiting import Observation, wait_until
 
 CLASSIFY_PATH = "/iris/classify_iris"
 TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
@@ -34,15 +35,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None and self.status == 200
-
-
-def service_answers(base_url: str) -> Observation:
-    """Whether the healthcheck answers 200 at `base_url`, for polling until it does."""
-    try:
-        status = httpx.get(f"{base_url}/healthcheck", timeout=2).status_code
-    except httpx.HTTPError as error:
-        return Observation(False, f"{type(error).__name__}: {error}")
-    return Observation(status == 200, f"HTTP {status}")
 
 
 def fresh_connection_client(base_url: str) -> httpx.Client:
@@ -102,6 +94,61 @@ def fresh_connection_requests(base_url: str, count: int, concurrency: int = 4) -
 def keep_alive_requests(base_url: str, count: int) -> list[Outcome]:
     with keep_alive_client(base_url) as client:
         return [classify(client) for _ in range(count)]
+
+
+class AnsweringPods:
+    """Which of the expected pods have answered through the Service since it last looked stale.
+
+    Ready endpoints are not yet kube-proxy's rules: the node that receives the traffic rewrites
+    them a moment later, so a count started at once measures that lag, not the balance. An
+    answer from a pod not expected, or a failed request, means the rules are still old, so the
+    tally starts again from there. Done when every expected pod has answered and the last
+    `in_a_row` answers all came from them: were old rules still sending even one in two
+    connections elsewhere, that many in a row would happen less than once in a million.
+    """
+
+    def __init__(self, expected: Iterable[str], in_a_row: int = 20):
+        self.expected = frozenset(expected)
+        self.in_a_row = in_a_row
+        self.answered: Counter[str] = Counter()
+        self.requests = 0
+        self.last_stale: str | None = None
+
+    def record(self, outcome: Outcome) -> None:
+        self.requests += 1
+        if outcome.ok and outcome.pod in self.expected:
+            self.answered[outcome.pod] += 1
+            return
+        self.answered.clear()
+        self.last_stale = (
+            f"{outcome.pod} answered" if outcome.ok else f"{outcome.status} {outcome.error}"
+        )
+
+    def observation(self) -> Observation:
+        missing = sorted(self.expected - set(self.answered))
+        streak = sum(self.answered.values())
+        detail = f"after {self.requests} requests: {streak} in a row from expected pods"
+        if missing:
+            detail += f", none yet from {missing}"
+        if self.last_stale:
+            detail += f"; last stale answer: {self.last_stale}"
+        return Observation(not missing and streak >= self.in_a_row, detail, self.requests)
+
+
+def wait_until_every_pod_answers(base_url: str, pods: Iterable[str], timeout: float = 30) -> int:
+    """Send fresh-connection requests until each of `pods`, and only they, answer through the
+    Service; return how many requests that took."""
+    answering = AnsweringPods(pods)
+    batch = max(answering.in_a_row, 2 * len(answering.expected))
+
+    def poll() -> Observation:
+        for outcome in fresh_connection_requests(base_url, batch):
+            answering.record(outcome)
+        return answering.observation()
+
+    return wait_until(
+        poll, what=f"every pod answering at {base_url}", timeout=timeout, interval=0.1
+    ).value
 
 
 @dataclass

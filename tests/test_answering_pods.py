@@ -1,0 +1,56 @@
+"""The rule that starts a count only once kube-proxy's rules send every connection to the
+expected pods."""
+
+from e2e.harness.traffic import AnsweringPods, Outcome
+
+
+def answer(pod, status=200, error=None):
+    return Outcome(0.0, 0.01, status, pod, "node", error)
+
+
+def record_all(answering, outcomes):
+    for outcome in outcomes:
+        answering.record(outcome)
+    return answering.observation()
+
+
+def test_done_once_every_expected_pod_has_answered_enough_times_in_a_row():
+    answering = AnsweringPods(["a", "b", "c"], in_a_row=4)
+    seen = record_all(answering, [answer("a"), answer("b"), answer("a")])
+    assert not seen.done
+    assert "none yet from ['c']" in seen.detail
+    seen = record_all(answering, [answer("c")])
+    assert seen.done
+    assert seen.value == 4
+
+
+def test_every_pod_having_answered_is_not_enough_without_the_streak():
+    answering = AnsweringPods(["a"], in_a_row=3)
+    assert not record_all(answering, [answer("a"), answer("a")]).done
+    assert record_all(answering, [answer("a")]).done
+
+
+def test_an_unexpected_pod_restarts_the_tally():
+    answering = AnsweringPods(["a", "b"], in_a_row=2)
+    seen = record_all(answering, [answer("a"), answer("b"), answer("old")])
+    assert not seen.done
+    assert "0 in a row" in seen.detail
+    assert "old answered" in seen.detail
+    assert not record_all(answering, [answer("b"), answer("b")]).done
+    assert record_all(answering, [answer("a")]).done
+
+
+def test_a_failed_request_restarts_the_tally():
+    answering = AnsweringPods(["a", "b"], in_a_row=2)
+    seen = record_all(answering, [answer("a"), answer(None, None, "ConnectError: refused")])
+    assert not seen.done
+    assert "ConnectError" in seen.detail
+    assert not record_all(answering, [answer("b")]).done
+    assert record_all(answering, [answer("a")]).done
+
+
+def test_a_server_error_from_an_expected_pod_restarts_the_tally_too():
+    answering = AnsweringPods(["a"], in_a_row=1)
+    seen = record_all(answering, [answer("a", status=503)])
+    assert not seen.done
+    assert "503" in seen.detail
