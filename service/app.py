@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.access_log import AccessLogMiddleware, configure_logging
-from service.body import documented_body, parse_json_body
+from service.body import RequestOnlyRoute, documented_body, parse_json_body
 from service.middleware import BodySizeLimitMiddleware, IdentityHeadersMiddleware, identity_headers
 from service.model import IrisModel, load_or_train
 from service.schemas import BatchResponse, IrisFeatures, Prediction, batch_request_model
@@ -79,13 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "loading"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    # The iris endpoints read their bodies through parse_json_body (see service/body.py), and
-    # return JSONResponse: response_model documents the answer without validating it again.
-    @app.post(
-        "/iris/classify_iris",
-        response_model=Prediction,
-        openapi_extra=documented_body(IrisFeatures),
-        tags=["iris"],
+    # The iris endpoints read and answer the request themselves (see service/body.py);
+    # response_model documents the answer without validating it again.
+    iris = APIRouter(prefix="/iris", tags=["iris"], route_class=RequestOnlyRoute)
+
+    @iris.post(
+        "/classify_iris", response_model=Prediction, openapi_extra=documented_body(IrisFeatures)
     )
     async def classify_iris(request: Request) -> JSONResponse:
         model = loaded_model(request)
@@ -95,11 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     batch_request = batch_request_model(settings.max_batch_size)
 
-    @app.post(
-        "/iris/classify_batch",
+    @iris.post(
+        "/classify_batch",
         response_model=BatchResponse,
         openapi_extra=documented_body(batch_request),
-        tags=["iris"],
     )
     async def classify_batch(request: Request) -> JSONResponse:
         model = loaded_model(request)
@@ -111,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             predictions.append({"class": name, "probabilities": by_class})
         return JSONResponse({"predictions": predictions})
 
+    app.include_router(iris)
     return app
 
 
