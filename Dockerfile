@@ -30,7 +30,7 @@ print(*p['optional-dependencies']['train'], sep='\n')" > train-requirements.txt 
 COPY service/ ./service/
 # Bytecode is compiled here because the runtime filesystem is read-only; unchecked-hash keeps it
 # valid whatever mtimes the copy gives the sources.
-RUN python -m service.train /opt/iris/model.npz \
+RUN python -m service.train /opt/iris/model.json \
  && python -m compileall -q --invalidation-mode unchecked-hash service
 
 # --- venv: the deps venv without pip and setuptools, which the running service never needs -------
@@ -42,9 +42,9 @@ FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MODEL_PATH=/opt/iris/model.npz
+    MODEL_PATH=/opt/iris/model.json
 COPY --from=venv /opt/venv /opt/venv
-COPY --from=train /opt/iris/model.npz /opt/iris/model.npz
+COPY --from=train /opt/iris/model.json /opt/iris/model.json
 COPY --from=train /build/service /app/service
 WORKDIR /app
 # Numeric, so that runAsNonRoot can verify it without an /etc/passwd entry.

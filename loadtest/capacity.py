@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     results = []
     with tempfile.TemporaryDirectory(prefix="iris-capacity-") as tmp:
-        artifact = Path(tmp, "model.npz")
+        artifact = Path(tmp, "model.json")
         if train.main([str(artifact)]) != 0:
             return 1
         with uvicorn_server(artifact, layout, Path(tmp, "server.log")) as (base, pid):

@@ -1,1 +1,1 @@
-"""Iris classifier service: a LogisticRegression exported to numpy, served by FastAPI."""
+"""Iris classifier service: a LogisticRegression exported to plain numbers, served by FastAPI."""

@@ -2,7 +2,7 @@
 
 POD_NAME     the X-Pod-Name header and the access log's pod (default: the host name)
 NODE_NAME    the X-Node-Name header (default: "unknown")
-MODEL_PATH   the .npz artifact (default: where the image bakes it); trained at start-up if absent
+MODEL_PATH   the JSON model artifact (default: where the image bakes it); trained if absent
 MAX_BODY_BYTES  request bodies above this get a 413 (default 64 KiB)
 MAX_BATCH_SIZE  samples per /iris/classify_batch request (default 100)
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Where the image bakes the artifact; a checkout without it trains at start-up instead.
-DEFAULT_MODEL_PATH = "/opt/iris/model.npz"
+DEFAULT_MODEL_PATH = "/opt/iris/model.json"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # 100 samples are about 10 KiB of JSON: well under the body limit, and a batch big enough that
 # callers rarely need to split while a single request stays a few milliseconds at most.

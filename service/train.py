@@ -1,6 +1,6 @@
-"""Train the classifier on scikit-learn's bundled iris data and export it as an .npz artifact.
+"""Train the classifier on scikit-learn's bundled iris data and export it as a JSON artifact.
 
-Run once at image build time: `python -m service.train /opt/iris/model.npz`. The export is
+Run once at image build time: `python -m service.train /opt/iris/model.json`. The export is
 checked against the estimator's own predict_proba before it is written, so a scikit-learn
 release that changes how LogisticRegression predicts fails the build instead of the service.
 """
@@ -52,7 +52,7 @@ def train_model() -> IrisModel:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.train", description=__doc__)
-    parser.add_argument("artifact", type=Path, help="where to write the .npz")
+    parser.add_argument("artifact", type=Path, help="where to write the JSON artifact")
     args = parser.parse_args(argv)
     model = train_model()
     model.save(args.artifact)

@@ -38,7 +38,7 @@ def iris_names() -> list[str]:
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The artifact exactly as the image build writes it."""
-    path = tmp_path_factory.mktemp("model") / "model.npz"
+    path = tmp_path_factory.mktemp("model") / "model.json"
     assert train.main([str(path)]) == 0
     return path
 

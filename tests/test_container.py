@@ -155,13 +155,15 @@ def test_logs_one_access_line_per_request_naming_the_pod(container):
     assert "pod=smoke-pod" in lines[0]
 
 
-def test_runtime_has_the_model_and_sleep_but_no_scikit_learn_or_pip(container):
+def test_runtime_has_the_model_and_sleep_but_no_scikit_learn_numpy_or_pip(container):
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return docker("exec", container.name, *command)
 
     assert run("id", "-u").stdout.strip() == "10001"
     assert run("sleep", "0").returncode == 0  # the Deployment's preStop hook runs it
     assert run("python", "-c", "import sklearn").returncode != 0
+    assert run("python", "-c", "import numpy").returncode != 0
+    assert run("test", "-s", "/opt/iris/model.json").returncode == 0
     assert run("python", "-m", "pip", "--version").returncode != 0
     assert run("touch", "/app/x").returncode != 0  # the root filesystem really is read-only
     config = json.loads(docker("inspect", "--format", "{{json .Config}}", container.name).stdout)

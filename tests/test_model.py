@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -50,26 +51,51 @@ def test_probabilities_stay_finite_for_extreme_inputs(artifact):
     assert sum(probabilities) == pytest.approx(1.0)
 
 
-def test_artifact_is_loaded_without_pickle(tmp_path):
-    path = tmp_path / "evil.npz"
-    np.savez(
-        path,
-        coef=np.zeros((3, 4)),
-        intercept=np.zeros(3),
-        classes=np.array([object(), 1, 2], dtype=object),
-        features=np.array(FEATURES),
-    )
-    with pytest.raises(ValueError, match="allow_pickle"):
-        IrisModel.load(path)
+def test_artifact_round_trips_every_weight_exactly(artifact, tmp_path):
+    model = IrisModel.load(artifact)
+    copy = tmp_path / "copy.json"
+    model.save(copy)
+    assert IrisModel.load(copy) == model
+    assert copy.read_bytes() == artifact.read_bytes()
+
+
+def _edited(artifact: Path, tmp_path: Path, edit) -> Path:
+    document = json.loads(artifact.read_text())
+    edit(document)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(document))
+    return path
 
 
 def test_artifact_with_other_features_is_refused(artifact, tmp_path):
-    with np.load(artifact) as data:
-        arrays = dict(data)
-    arrays["features"] = np.array(list(reversed(FEATURES)))
-    path = tmp_path / "reordered.npz"
-    np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="trained on features"):
+    path = _edited(artifact, tmp_path, lambda d: d["features"].reverse())
+    with pytest.raises(ValueError, match=r"edited\.json is not a usable .* trained on features"):
+        IrisModel.load(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("weights"), "missing 'weights'"),
+        (lambda d: d["weights"][0].__setitem__(1, "0.5"), "must be numbers"),
+        (lambda d: d["intercepts"].__setitem__(0, True), "must be numbers"),
+        (lambda d: d["intercepts"].__setitem__(0, float("nan")), "not finite"),
+        (lambda d: d["classes"].__setitem__(0, 0), "class names must be strings"),
+        (lambda d: d["weights"].pop(), "one weight row and intercept per class"),
+        (lambda d: d["weights"][2].pop(), "4 weights per class"),
+        (lambda d: d.__setitem__("weights", 7), "not iterable"),
+    ],
+)
+def test_malformed_artifacts_are_refused_naming_the_file(artifact, tmp_path, edit, message):
+    unusable = r"edited\.json is not a usable model artifact: .*"
+    with pytest.raises(ValueError, match=unusable + message):
+        IrisModel.load(_edited(artifact, tmp_path, edit))
+
+
+def test_an_artifact_that_is_not_json_is_refused(tmp_path):
+    path = tmp_path / "edited.json"
+    path.write_bytes(b"PK\x03\x04 an old .npz")
+    with pytest.raises(ValueError, match=r"edited\.json is not a usable model artifact"):
         IrisModel.load(path)
 
 
@@ -88,7 +114,7 @@ def test_malformed_weights_are_refused(coef, intercept, message):
 def test_missing_artifact_is_trained_at_start_up(tmp_path, fitted, caplog):
     estimator, data, _ = fitted
     with caplog.at_level(logging.WARNING, logger="service.model"):
-        model = load_or_train(tmp_path / "absent.npz")
+        model = load_or_train(tmp_path / "absent.json")
     assert "training one at start-up" in caplog.text
     ours = np.array([model.probabilities(row) for row in data])
     np.testing.assert_allclose(ours, estimator.predict_proba(data), rtol=0, atol=1e-12)
@@ -97,7 +123,7 @@ def test_missing_artifact_is_trained_at_start_up(tmp_path, fitted, caplog):
 def test_missing_artifact_without_scikit_learn_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "service.train", None)  # as in the runtime image
     with pytest.raises(RuntimeError, match="needs scikit-learn: set MODEL_PATH"):
-        load_or_train(tmp_path / "absent.npz")
+        load_or_train(tmp_path / "absent.json")
 
 
 def test_request_fields_come_in_the_order_the_weights_are_stored():
@@ -107,7 +133,7 @@ def test_request_fields_come_in_the_order_the_weights_are_stored():
 
 
 def test_train_cli_writes_exactly_the_path_given(tmp_path: Path):
-    path = tmp_path / "out" / "model"  # no .npz suffix: numpy must not add one
+    path = tmp_path / "out" / "model"  # no suffix, and none added
     assert train.main([str(path)]) == 0
     assert path.is_file()
     assert IrisModel.load(path).classes == ("setosa", "versicolor", "virginica")

@@ -26,7 +26,7 @@ def test_environment_overrides_every_default():
         {
             "POD_NAME": "iris-7d9f-abcde",
             "NODE_NAME": "kind-worker2",
-            "MODEL_PATH": "/tmp/m.npz",
+            "MODEL_PATH": "/tmp/m.json",
             "MAX_BODY_BYTES": "1024",
             "MAX_BATCH_SIZE": "7",
         }
@@ -34,7 +34,7 @@ def test_environment_overrides_every_default():
     assert settings == Settings(
         pod_name="iris-7d9f-abcde",
         node_name="kind-worker2",
-        model_path=Path("/tmp/m.npz"),
+        model_path=Path("/tmp/m.json"),
         max_body_bytes=1024,
         max_batch_size=7,
     )
