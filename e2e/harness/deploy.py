@@ -46,6 +46,16 @@ class Deployment:
         objects = load_manifests(self.image, replicas)
         self.target.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
+    def pre_stop_sleep_seconds(self) -> float:
+        """How long the running Deployment's preStop hook keeps a terminating pod serving."""
+        deployment = self.target.apps.read_namespaced_deployment(NAME, self.target.namespace)
+        container = deployment.spec.template.spec.containers[0]
+        hook = container.lifecycle.pre_stop if container.lifecycle else None
+        command = hook._exec.command if hook and hook._exec else None
+        if not command or command[0] != "sleep" or len(command) != 2:
+            raise ValueError(f"{NAME} has no preStop `sleep N` hook: {command}")
+        return float(command[1])
+
     def rollout_restart(self) -> None:
         self.target.kubectl("rollout", "restart", f"deployment/{NAME}")
 
