@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         f"alternating, after {args.warmup:g} s warm-up each"
     )
     with tempfile.TemporaryDirectory(prefix="iris-bench-model-") as tmp:
-        artifact = Path(tmp, "model.npz")
+        artifact = Path(tmp, "model.json")
         model.save(artifact)
         runs, layout = throughput.measure(
             artifact, args.seconds, args.rounds, args.warmup, args.connections

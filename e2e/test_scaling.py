@@ -65,13 +65,14 @@ def test_scaling_down_to_two_removes_one_pod_and_fails_no_request(
     )
     assert sorted(remaining) == sorted(set(three_replicas) - {removed})
     assert {p.name for p in target.pods(deploy.SELECTOR)} == set(remaining)
-    assert not traffic.failures, traffic.summary()
-    # Requests routed by rules not yet rewritten are served while the preStop sleep lasts; one
-    # arriving later would find the server gone on a slower cluster, so the sleep must be longer.
-    assert max(after_leaving, default=0) < pre_stop, (
+    # Requests routed by rules not yet rewritten are served while the preStop sleep lasts; once
+    # it ends they would fail. Half the sleep is the bound, so a thin margin shows up here,
+    # naming the manifest, before a slower cluster turns it into failed requests.
+    assert max(after_leaving, default=0) < pre_stop / 2, (
         f"requests reached {removed} up to {max(after_leaving):.1f} s after it left the "
-        f"endpoints, longer than its {pre_stop:g} s preStop sleep (manifests/deployment.yaml)"
+        f"endpoints: over half its {pre_stop:g} s preStop sleep (manifests/deployment.yaml)"
     )
+    assert not traffic.failures, traffic.summary()
     answered_after = {o.pod for o in traffic.outcomes if o.started > gone_at}
     assert answered_after == set(remaining), answered_after
 

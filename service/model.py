@@ -66,19 +66,22 @@ class IrisModel:
     def load(cls, path: Path) -> IrisModel:
         try:
             document = json.loads(path.read_text())
-            features = tuple(document["features"])
+            features = document["features"]
+            features = tuple(features) if isinstance(features, list) else features
             if features != FEATURES:
                 raise ValueError(f"trained on features {features}, expected {FEATURES}")
             weights, intercepts = document["weights"], document["intercepts"]
             if not all(_is_number(v) for v in (*intercepts, *(w for row in weights for w in row))):
                 raise ValueError("weights and intercepts must be numbers")
             classes = document["classes"]
-            if not all(isinstance(c, str) for c in classes):
-                raise ValueError("class names must be strings")
+            if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+                raise ValueError("classes must be a list of names")
+            if len(set(classes)) != len(classes):
+                raise ValueError(f"class names repeat: {classes}")
             model = cls.from_arrays(weights, intercepts, classes)
-        except (ValueError, KeyError, TypeError) as e:
-            # json's own errors are ValueErrors; a missing key or a wrong type gets the same
-            # kind of message, naming the file.
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
+            # json's own errors are ValueErrors; a missing key, a wrong type, a number too large
+            # for a float or absurd nesting get the same kind of message, naming the file.
             detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
             raise ValueError(f"{path} is not a usable model artifact: {detail}") from None
         if not all(math.isfinite(v) for row in (*model.weights, model.intercepts) for v in row):

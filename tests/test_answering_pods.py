@@ -53,4 +53,4 @@ def test_a_server_error_from_an_expected_pod_restarts_the_tally_too():
     answering = AnsweringPods(["a"], in_a_row=1)
     seen = record_all(answering, [answer("a", status=503)])
     assert not seen.done
-    assert "503" in seen.detail
+    assert "HTTP 503 from a" in seen.detail
