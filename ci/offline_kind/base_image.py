@@ -128,9 +128,8 @@ class BaseImagePhase(Phase):
     def activate(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> str | None:
         docker = engine.docker_client(ctx)
         tag = outputs["tag"]
-        if engine.image_present(run, docker, tag):
+        if not engine.needs_restoring(run, docker, tag):
             return f"image {tag} present"
-        engine.prune_superseded(run, docker, tag)
         cmd = [docker, "import"]
         for change in IMAGE_CHANGES:
             cmd += ["--change", change]

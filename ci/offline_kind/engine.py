@@ -212,6 +212,15 @@ def prune_superseded(run: Runner, docker: str, keep: str) -> None:
         run.run([docker, "rmi", tag], check=False)
 
 
+def needs_restoring(run: Runner, docker: str, tag: str) -> bool:
+    """Whether an image phase must put `tag` back into the engine from its cache. When it must,
+    older builds of the repository are untagged first, so the restore leaves only `tag`."""
+    if image_present(run, docker, tag):
+        return False
+    prune_superseded(run, docker, tag)
+    return True
+
+
 def remove_labelled_containers(run: Runner, docker: str, label: str) -> None:
     """Remove build containers an earlier, killed run could not clean up."""
     ids = run.out([docker, "ps", "-aq", "--filter", f"label={label}"]).split()

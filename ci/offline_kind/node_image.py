@@ -144,9 +144,8 @@ class NodeImagePhase(Phase):
     def activate(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> str | None:
         docker = engine.docker_client(ctx)
         tag = outputs["tag"]
-        if engine.image_present(run, docker, tag):
+        if not engine.needs_restoring(run, docker, tag):
             return f"image {tag} present"
-        engine.prune_superseded(run, docker, tag)
         run.note(f"{tag} missing from the engine; loading {outputs['image_tar']}")
         run.run([docker, "load", "-i", outputs["image_tar"]], timeout=1200)
         if not engine.image_present(run, docker, tag):
