@@ -15,11 +15,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-# pyproject.toml is the one list of dependencies. Only it is copied before installing, so code
-# changes leave this layer cached.
+# pyproject.toml's `serve` extra is the one list of the service's dependencies. Only it is
+# copied before installing, so code changes leave this layer cached.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print(*p['dependencies'], sep='\n')" > requirements.txt \
+print(*p['optional-dependencies']['serve'], sep='\n')" > requirements.txt \
  && pip install -r requirements.txt
 
 # --- train: scikit-learn on top of deps, used once to write the artifact --------------------------

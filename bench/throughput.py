@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.harness.processes import stop
+from kubeverify.processes import stop
 from service.schemas import TUTORIAL_SAMPLE
 
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface

@@ -5,32 +5,40 @@ Runs in the e2e session: the `e2e` extra installs Locust.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
-from e2e.harness import deploy
-from e2e.harness.report import REPORTS
-from e2e.harness.traffic import wait_until_every_pod_answers
-from e2e.harness.waiting import Observation, wait_until
-from loadtest import locust_cli
+from kubeverify.locust import cli as locust_cli
+from kubeverify.traffic import wait_until_every_pod_answers
+from kubeverify.waiting import Observation, wait_until
 
 USERS = 10
 SECONDS = 25
 SKEWED_SECONDS = 15
 SKEW_LABEL = "iris-e2e-skew"
 ENDPOINTS_TIMEOUT = 60
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
+NODE_PORT_SERVICE = "iris-classifier-nodeport"
 
-pytestmark = pytest.mark.usefixtures("three_replicas")
+pytestmark = pytest.mark.usefixtures("settled_pods")
 
 
-def _locust(service_url, pods, name, seconds):
-    REPORTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def reports(pytestconfig) -> Path:
+    directory = Path(pytestconfig.getoption("reports_dir"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _locust(endpoint, pods, reports, name, seconds):
     command = locust_cli.headless_command(
-        service_url,
+        LOCUSTFILE,
+        endpoint.base_url,
         users=USERS,
         seconds=seconds,
-        csv_prefix=REPORTS / f"e2e-locust-{name}",
-        html=REPORTS / f"e2e-locust-{name}.html",
+        csv_prefix=reports / f"e2e-locust-{name}",
+        html=reports / f"e2e-locust-{name}.html",
         # A new connection per request: kube-proxy picks a pod for every request, so the
         # per-pod counts judge balancing. The default thresholds: max/min 1.5, alpha 0.001,
         # 1% errors, p95 500 ms.
@@ -43,11 +51,11 @@ def _verdict(output: str) -> str:
     return output[output.index("\npod ") :].strip() if "\npod " in output else output[-3000:]
 
 
-def test_locust_verdict_passes_on_the_service(three_replicas, service_url, run, report):
-    done = _locust(service_url, three_replicas, "balanced", SECONDS)
+def test_locust_verdict_passes_on_the_service(settled_pods, endpoint, reports, run, report):
+    done = _locust(endpoint, settled_pods, reports, "balanced", SECONDS)
     verdict = _verdict(done.stdout)
-    run.timer.note(f"Locust, {USERS} users for {SECONDS} s at {service_url}:\n{verdict}")
-    row = locust_cli.aggregated(REPORTS / "e2e-locust-balanced")
+    run.timer.note(f"Locust, {USERS} users for {SECONDS} s at {endpoint.base_url}:\n{verdict}")
+    row = locust_cli.aggregated(reports / "e2e-locust-balanced")
     report.figures["locust_balanced"] = {
         "exit_code": done.returncode,
         "requests": int(row["Request Count"]),
@@ -57,40 +65,40 @@ def test_locust_verdict_passes_on_the_service(three_replicas, service_url, run, 
     }
     assert done.returncode == 0, f"{verdict}\n{done.stderr[-3000:]}"
     assert "verdict: PASSED" in verdict
-    for pod in three_replicas:
+    for pod in settled_pods:
         assert pod in verdict
 
 
 def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
-    three_replicas, target, service_url, run, report
+    settled_pods, kube, endpoint, reports, run, report
 ):
-    only = three_replicas[0]
-    starved = sorted(three_replicas[1:])
-    service = target.core.read_namespaced_service(deploy.NODE_PORT_SERVICE, target.namespace)
+    only = settled_pods[0]
+    starved = sorted(settled_pods[1:])
+    service = kube.core.read_namespaced_service(NODE_PORT_SERVICE, kube.namespace)
     selector = dict(service.spec.selector)
-    target.kubectl("label", "pod", only, f"{SKEW_LABEL}=only")
+    kube.kubectl("label", "pod", only, f"{SKEW_LABEL}=only")
     try:
         # Strategic merge: the selector keeps app=iris-classifier and gains the label.
-        target.kubectl(
-            "patch", "service", deploy.NODE_PORT_SERVICE,
+        kube.kubectl(
+            "patch", "service", NODE_PORT_SERVICE,
             "-p", json.dumps({"spec": {"selector": {SKEW_LABEL: "only"}}}),
         )  # fmt: skip
         wait_until(
-            lambda: _nodeport_endpoints(target, {only}),
-            what=f"{deploy.NODE_PORT_SERVICE} sending only to {only}",
+            lambda: _nodeport_endpoints(kube, {only}),
+            what=f"{NODE_PORT_SERVICE} sending only to {only}",
             timeout=ENDPOINTS_TIMEOUT,
         )
-        wait_until_every_pod_answers(service_url, [only])
-        done = _locust(service_url, three_replicas, "skewed", SKEWED_SECONDS)
+        wait_until_every_pod_answers(endpoint, [only])
+        done = _locust(endpoint, settled_pods, reports, "skewed", SKEWED_SECONDS)
     finally:
-        target.kubectl(
-            "patch", "service", deploy.NODE_PORT_SERVICE, "--type=json",
+        kube.kubectl(
+            "patch", "service", NODE_PORT_SERVICE, "--type=json",
             "-p", json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
         )  # fmt: skip
-        target.kubectl("label", "pod", only, f"{SKEW_LABEL}-")
+        kube.kubectl("label", "pod", only, f"{SKEW_LABEL}-")
         wait_until(
-            lambda: _nodeport_endpoints(target, set(three_replicas)),
-            what=f"{deploy.NODE_PORT_SERVICE} back to its {len(three_replicas)} pods",
+            lambda: _nodeport_endpoints(kube, set(settled_pods)),
+            what=f"{NODE_PORT_SERVICE} back to its {len(settled_pods)} pods",
             timeout=ENDPOINTS_TIMEOUT,
         )
     verdict = _verdict(done.stdout)
@@ -101,6 +109,6 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
     assert f"2 short, no response from {', '.join(starved)}" in verdict
 
 
-def _nodeport_endpoints(target, pods: set[str]) -> Observation:
-    ready, not_ready = target.endpoint_pods(deploy.NODE_PORT_SERVICE)
+def _nodeport_endpoints(kube, pods: set[str]) -> Observation:
+    ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
     return Observation(ready == pods and not not_ready, f"ready {sorted(ready)}")

@@ -6,11 +6,12 @@ import httpx
 import pytest
 from sklearn.datasets import load_iris
 
-from e2e.harness.traffic import CLASSIFY_PATH, TUTORIAL_SAMPLE
+from service.schemas import TUTORIAL_SAMPLE
 from service.settings import DEFAULT_MAX_BATCH_SIZE as MAX_BATCH
 
-pytestmark = pytest.mark.usefixtures("three_replicas")
+pytestmark = pytest.mark.usefixtures("settled_pods")
 
+CLASSIFY_PATH = "/iris/classify_iris"
 BATCH_PATH = "/iris/classify_batch"
 FIELDS = list(TUTORIAL_SAMPLE)
 JSON = {"content-type": "application/json"}
@@ -23,8 +24,8 @@ def _with(field: str, literal: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def http(service_url):
-    with httpx.Client(base_url=service_url, timeout=10) as client:
+def http(endpoint):
+    with httpx.Client(base_url=endpoint.base_url, timeout=10) as client:
         yield client
 
 

@@ -1,8 +1,9 @@
-"""The Locust image for in-cluster runs, built the way the service's image is (e2e.harness.image).
+"""The Locust image for in-cluster runs, built the way kubeverify builds any image.
 
-Its build context is assembled here, in a temporary directory, from only what the locustfile
-needs: the repository's .dockerignore is the service image's allow-list, and a second context
-keeps each image's inputs explicit.
+Its build context is assembled here, in a temporary directory: the project as pip installs it
+(pyproject.toml, README.md and its packages, whole) and the locustfile. The repository's
+.dockerignore is the service image's allow-list; a context of its own keeps each image's inputs
+explicit.
 """
 
 from __future__ import annotations
@@ -12,27 +13,23 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e.harness.image import ImageInfo, build_image
-from e2e.harness.toolchain import Toolchain
+from kubeverify.image import ImageInfo, build_image
+from kubeverify.toolchain import Toolchain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# What `import loadtest.locustfile` reaches in this repository, and the list of requirements.
-CONTEXT_FILES = (
-    "pyproject.toml",
-    "e2e/__init__.py",
-    "e2e/harness/__init__.py",
-    "e2e/harness/balance.py",
-)
+PROJECT_FILES = ("pyproject.toml", "README.md")
+PACKAGES = ("kubeverify", "service")
+LOCUSTFILE = "loadtest/locustfile.py"
 
 
 def assemble_context(destination: Path) -> Path:
-    for name in CONTEXT_FILES:
-        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
         shutil.copy2(REPO_ROOT / name, destination / name)
-    (destination / "loadtest").mkdir(exist_ok=True)
-    for source in (REPO_ROOT / "loadtest").glob("*.py"):
-        shutil.copy2(source, destination / "loadtest" / source.name)
-    shutil.copy2(REPO_ROOT / "loadtest" / "Dockerfile", destination / "Dockerfile")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in PACKAGES:
+        shutil.copytree(REPO_ROOT / package, destination / package, ignore=ignore)
+    (destination / LOCUSTFILE).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO_ROOT / LOCUSTFILE, destination / LOCUSTFILE)
     return destination
 
 
@@ -40,4 +37,10 @@ def build_locust_image(
     toolchain: Toolchain, tag: str, say: Callable[[str], None] = print
 ) -> ImageInfo:
     with tempfile.TemporaryDirectory(prefix="iris-locust-image-") as tmp:
-        return build_image(tag, toolchain, context=assemble_context(Path(tmp)), say=say)
+        return build_image(
+            tag,
+            toolchain,
+            context=assemble_context(Path(tmp)),
+            dockerfile=REPO_ROOT / "loadtest" / "Dockerfile",
+            say=say,
+        )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from e2e.harness import diagnostics
-from e2e.harness.kube import KubeTarget
-from e2e.harness.waiting import Observation, wait_until
+from kubeverify import diagnostics
+from kubeverify.kube import KubeTarget
+from kubeverify.waiting import Observation, wait_until
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 IMAGE = "iris-locust:poc"  # the manifests' own tag, loaded into the nodes, never pulled

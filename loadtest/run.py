@@ -1,10 +1,10 @@
 """`python -m loadtest.run [options] [Locust options]` (what `nox -s load` runs): a headless,
 bounded Locust run against the e2e cluster, its reports in reports/, its verdict the exit code.
 
-The cluster is the e2e harness's (same name, same kubeconfig): a kept one is reused and left
-as it was; otherwise one is created, and deleted at the end unless --keep-cluster. The image is
-built and loaded and the manifests applied with the harness's own functions. Options this
-runner does not know (--max-skew 1.3, --connection-mode keep-alive, ...) go to Locust.
+The stage is kubeverify's, set from verify.toml as the e2e run sets it: a cluster of that name
+that exists is reused and left as it was; otherwise one is created, and deleted at the end
+unless --keep-cluster. Options this runner does not know (--max-skew 1.3,
+--connection-mode keep-alive, ...) go to Locust.
 """
 
 from __future__ import annotations
@@ -13,16 +13,20 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from e2e.harness import deploy, environment
-from e2e.harness.cluster import CLUSTER_NAME, NODE_PORT_URL, KindProjectCluster
-from e2e.harness.image import DEFAULT_TAG
-from e2e.harness.kube import KubeTarget
-from e2e.harness.report import REPORTS
-from e2e.harness.timing import PhaseTimer, format_table
-from e2e.harness.toolchain import Toolchain, detect
-from loadtest import incluster, locust_cli
+from ci.offline_kind import env_file
+from kubeverify.locust import cli as locust_cli
+from kubeverify.stage import Options, Stage
+from kubeverify.target import load
+from kubeverify.timing import PhaseTimer, format_table
+from loadtest import incluster
 from loadtest.image import build_locust_image
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "verify.toml"
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+REPORTS = Path("reports")
 
 MAX_USERS = 500
 MAX_SECONDS = 1800
@@ -74,39 +78,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, interrupt)
 
     timer = PhaseTimer(say=say, prefix="[load]")
-    toolchain = detect()
-    say(f"[load] toolchain: {toolchain.describe()}")
-    cluster = KindProjectCluster(toolchain, timer, name=CLUSTER_NAME)
-    # Decided before up(): a cluster this run did not create is never deleted by it, even when
-    # something fails on the way.
-    cluster.keep = args.keep_cluster or cluster.exists()
+    stage = Stage(
+        load(TARGET), Options(toolchain_env=str(env_file()), keep=args.keep_cluster), timer
+    )
     try:
-        target = cluster.up()
-        pods = _deploy(target, cluster, timer)
+        stage.up()
+        deployment = stage.roll_out(stage.image())
+        pods = deployment.wait_settled(stage.target.replicas)
         if not any(arg.startswith(("--pod-names", "--expected-pods")) for arg in locust_args):
             # Named, the verdict says which pods got nothing.
             locust_args = ["--pod-names", ",".join(pods), *locust_args]
         if args.in_cluster:
-            code = _in_cluster(target, cluster, toolchain, timer, args, locust_args)
+            code = _in_cluster(stage, timer, args, locust_args)
         else:
-            code = _from_here(timer, args, locust_args)
+            code = _from_here(stage.endpoint.base_url, timer, args, locust_args)
     finally:
-        cluster.down()
+        stage.down()
         say(format_table(timer.phases))
     say(f"[load] Locust's verdict: {'passed' if code == 0 else f'FAILED (exit code {code})'}")
     return code
 
 
-def _deploy(target: KubeTarget, cluster, timer: PhaseTimer) -> list[str]:
-    environment.build_and_load(cluster, DEFAULT_TAG, timer)
-    deployment = environment.roll_out(target, DEFAULT_TAG, NODE_PORT_URL, timer)
-    return deployment.wait_settled(deploy.DEFAULT_REPLICAS)
-
-
-def _from_here(timer: PhaseTimer, args: argparse.Namespace, locust_args: list[str]) -> int:
+def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_args) -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     command = locust_cli.headless_command(
-        NODE_PORT_URL,
+        LOCUSTFILE,
+        url,
         users=args.users,
         seconds=args.run_time,
         spawn_rate=args.spawn_rate,
@@ -114,23 +111,18 @@ def _from_here(timer: PhaseTimer, args: argparse.Namespace, locust_args: list[st
         html=REPORTS / "locust.html",
         extra=locust_args,
     )
-    with timer.phase(f"Locust: {args.users} users for {args.run_time} s at {NODE_PORT_URL}"):
+    with timer.phase(f"Locust: {args.users} users for {args.run_time} s at {url}"):
         code = locust_cli.run(command, args.run_time, capture=False).returncode
     say(f"[load] reports: {REPORTS}/locust.html, locust_*.csv, locust_verdict.txt")
     return code
 
 
 def _in_cluster(
-    target: KubeTarget,
-    cluster,
-    toolchain: Toolchain,
-    timer: PhaseTimer,
-    args: argparse.Namespace,
-    locust_args: list[str],
+    stage: Stage, timer: PhaseTimer, args: argparse.Namespace, locust_args: list[str]
 ) -> int:
     with timer.phase(f"build image {incluster.IMAGE}"):
-        build_locust_image(toolchain, incluster.IMAGE, say=say)
-    cluster.load_image(incluster.IMAGE)
+        build_locust_image(stage.toolchain, incluster.IMAGE, say=say)
+    stage.cluster.load_image(incluster.IMAGE)
     run = incluster.InClusterRun(
         image=incluster.IMAGE,
         workers=args.workers,
@@ -140,7 +132,7 @@ def _in_cluster(
         locust_args=locust_args,
     )
     with timer.phase(f"in-cluster Locust: {args.workers} workers, {args.users} users"):
-        return incluster.run_in_cluster(target, run, REPORTS, say)
+        return incluster.run_in_cluster(stage.kube, run, REPORTS, say)
 
 
 if __name__ == "__main__":

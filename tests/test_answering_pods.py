@@ -1,11 +1,14 @@
 """The rule that starts a count only once kube-proxy's rules send every connection to the
 expected pods."""
 
-from e2e.harness.traffic import AnsweringPods, Outcome
+from kubeverify.answers import answer_problem
+from kubeverify.traffic import AnsweringPods, Outcome
 
 
 def answer(pod, status=200, error=None):
-    return Outcome(0.0, 0.01, status, pod, "node", error)
+    """An outcome as kubeverify.traffic.send makes it: a wrong answer carries its problem."""
+    problem = answer_problem(status, pod, error=error) if error or status != 200 else None
+    return Outcome(0.0, 0.01, status, pod, "node", problem)
 
 
 def record_all(answering, outcomes):
@@ -53,4 +56,4 @@ def test_a_server_error_from_an_expected_pod_restarts_the_tally_too():
     answering = AnsweringPods(["a"], in_a_row=1)
     seen = record_all(answering, [answer("a", status=503)])
     assert not seen.done
-    assert "HTTP 503 from a" in seen.detail
+    assert "HTTP 503, expected 200 (from a)" in seen.detail

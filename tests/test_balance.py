@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from e2e.harness import balance
-from e2e.harness.balance import Transport, UnfitTransport, judge_balance
+from kubeverify import balance
+from kubeverify.balance import Transport, UnfitTransport, judge_balance
 
 PODS = ["pod-a", "pod-b", "pod-c"]
 FRESH = Transport.NEW_CONNECTION_PER_REQUEST

@@ -1,7 +1,8 @@
 """The image as Kubernetes runs it: read-only root, no capabilities, uid 10001, SIGTERM at the end.
 
-Builds through e2e.harness.image.build_image, the one way the image is built. Skipped where no
-Docker engine answers, except under CI (env CI set), where a skip would hide a missing check.
+Builds through kubeverify.image from verify.toml's [image], the one way the image is built.
+Skipped where no Docker engine answers, except under CI (env CI set), where a skip would hide
+a missing check.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from e2e.harness.image import DEFAULT_TAG, build_image
-from e2e.harness.waiting import Observation, wait_until
+from ci.offline_kind import env_file
+from kubeverify.image import build_target_image
+from kubeverify.target import load
+from kubeverify.toolchain import detect
+from kubeverify.waiting import Observation, wait_until
+from service.schemas import TUTORIAL_SAMPLE as SAMPLE
 
 pytestmark = pytest.mark.container
 
-SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
+TARGET = Path(__file__).resolve().parents[1] / "verify.toml"
 READY_TIMEOUT_S = 60
 EXIT_TIMEOUT_S = 30  # more than the image's 20 s graceful-shutdown timeout
 
@@ -47,7 +53,7 @@ def image() -> str:
         if os.environ.get("CI"):
             pytest.fail("CI is set but no Docker engine answers: CI must run the container test")
         pytest.skip("no Docker engine answers (`docker info` fails); under CI this fails instead")
-    return build_image(DEFAULT_TAG).tag
+    return build_target_image(load(TARGET).image, detect(env_file())).tag
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from e2e.harness import toolchain
-from e2e.harness.image import containerd_reference
-from e2e.harness.timing import PhaseTimer, format_table
+from kubeverify import toolchain
+from kubeverify.image import containerd_reference
+from kubeverify.timing import PhaseTimer, format_table
 
 
 def test_table_lists_phases_and_their_total():
@@ -27,13 +27,15 @@ def test_a_failed_phase_is_recorded_as_failed():
 
 @pytest.fixture
 def offline_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("IRIS_OFFLINE_CACHE", str(tmp_path))
-    return tmp_path / "env.json"
+    path = tmp_path / "env.json"
+    monkeypatch.setenv(toolchain.ENV_FILE_VARIABLE, str(path))
+    monkeypatch.delenv(toolchain.CHOICE_VARIABLE, raising=False)
+    return path
 
 
 def test_online_is_chosen_when_the_registry_answers(offline_env, monkeypatch):
     monkeypatch.setattr(toolchain, "registry_reachable", lambda: True)
-    chosen = toolchain.detect("auto")
+    chosen = toolchain.detect(choice="auto")
     assert not chosen.offline
     assert chosen.node_image is None
 
@@ -43,7 +45,7 @@ def test_offline_env_is_used_when_no_registry_answers(offline_env, monkeypatch):
     offline_env.write_text(
         json.dumps({"kind": "/k", "kubectl": "/kc", "node_image": "n:1", "base_image": "b:1"})
     )
-    chosen = toolchain.detect("auto")
+    chosen = toolchain.detect(choice="auto")
     assert (chosen.offline, chosen.kind, chosen.node_image, chosen.base_image) == (
         True,
         "/k",
@@ -51,23 +53,33 @@ def test_offline_env_is_used_when_no_registry_answers(offline_env, monkeypatch):
         "b:1",
     )
     assert "offline path" in chosen.describe()
+    assert chosen.build_args() == {"BASE_IMAGE": "b:1"}
 
 
-def test_offline_without_env_file_says_how_to_make_it(offline_env, monkeypatch):
+def test_an_env_file_given_outright_wins_over_the_variable(offline_env, tmp_path, monkeypatch):
     monkeypatch.setattr(toolchain, "registry_reachable", lambda: False)
-    with pytest.raises(RuntimeError, match="nox -s offline-kind"):
-        toolchain.detect("auto")
+    given = tmp_path / "given.json"
+    given.write_text(
+        json.dumps({"kind": "/k2", "kubectl": "/kc", "node_image": "n:2", "base_image": "b:2"})
+    )
+    assert toolchain.detect(given, "auto").node_image == "n:2"
+
+
+def test_offline_without_env_file_names_the_option_and_variable(offline_env, monkeypatch):
+    monkeypatch.setattr(toolchain, "registry_reachable", lambda: False)
+    with pytest.raises(RuntimeError, match="--toolchain-env or KUBEVERIFY_TOOLCHAIN_ENV"):
+        toolchain.detect(choice="auto")
 
 
 def test_incomplete_env_file_names_the_missing_keys(offline_env):
     offline_env.write_text(json.dumps({"kind": "/k"}))
     with pytest.raises(ValueError, match="base_image"):
-        toolchain.detect("offline")
+        toolchain.detect(choice="offline")
 
 
 def test_unknown_choice_is_rejected():
-    with pytest.raises(ValueError, match="IRIS_TOOLCHAIN"):
-        toolchain.detect("sideways")
+    with pytest.raises(ValueError, match="KUBEVERIFY_TOOLCHAIN"):
+        toolchain.detect(choice="sideways")
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,19 @@
-"""The load test's pure logic: counting answers per pod, judging answers, and the verdict."""
+"""kubeverify's Locust logic, pure: counting answers per pod, judging answers, the verdict;
+and the iris example's Locust image context."""
 
 import json
 import modulefinder
-import random
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from e2e.harness.balance import Transport, required_requests
-from loadtest.answers import answer_problem, classify_problem
+from kubeverify.answers import answer_problem
+from kubeverify.balance import Transport, required_requests
+from kubeverify.locust.tally import Tally, format_counts, share_rows
+from kubeverify.locust.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
 from loadtest.image import assemble_context
-from loadtest.requirements import extra_requirements
-from loadtest.samples import TUTORIAL_SAMPLE, iris
-from loadtest.tally import Tally, format_counts, share_rows
-from loadtest.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
-from service.schemas import IrisFeatures
 
 FRESH = Transport.NEW_CONNECTION_PER_REQUEST
 PODS = ("pod-a", "pod-b", "pod-c")
@@ -91,53 +88,18 @@ def test_count_table_lists_every_pod_and_the_total():
 # --- answers -------------------------------------------------------------------------------------
 
 
-def test_samples_are_the_150_flowers_and_the_tutorial_sample():
-    data = iris()
-    assert len(data.samples) == 151
-    assert TUTORIAL_SAMPLE in data.samples
-    assert data.classes == {"setosa", "versicolor", "virginica"}
-    assert all(set(s) == set(TUTORIAL_SAMPLE) for s in data.samples)
-    assert all(IrisFeatures.model_validate(s) for s in data.samples)
-    assert all(0 < v < 10 for s in data.samples for v in s.values())
-    assert data.draw(random.Random(1)) in data.samples
-
-
-def test_a_classification_naming_a_known_class_is_good():
-    assert classify_problem(200, lambda: {"class": "setosa"}, "pod-a", {"setosa"}) is None
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "pod", "problem"),
-    [
-        (500, None, "pod-a", "HTTP 500"),
-        (200, {"class": "setosa"}, None, "no X-Pod-Name"),
-        (200, {"class": "rose"}, "pod-a", "'rose' is none of"),
-        (200, ["setosa"], "pod-a", "None is none of"),
-        (200, ValueError("Expecting value"), "pod-a", "not JSON"),
-    ],
-)
-def test_bad_classifications_are_named(status, body, pod, problem):
-    def payload():
-        if body is None:
-            raise AssertionError("the body of a failed status need not be parsed")
-        if isinstance(body, Exception):
-            raise body
-        return body
-
-    assert problem in classify_problem(status, payload, pod, {"setosa"})
-
-
-def test_any_answer_needs_200_and_a_pod():
+def test_any_answer_needs_the_expected_status_and_a_pod():
     assert answer_problem(200, "pod-a") is None
-    assert answer_problem(503, "pod-a") == "HTTP 503"
+    assert answer_problem(503, "pod-a") == "HTTP 503, expected 200"
+    assert answer_problem(201, "pod-a", expected_status=201) is None
     assert "X-Pod-Name" in answer_problem(200, "")
+    assert "X-Served-By" in answer_problem(200, None, pod_header="X-Served-By")
 
 
 def test_a_request_with_no_answer_names_its_error():
-    problem = answer_problem(0, None, ConnectionRefusedError(111, "Connection refused"))
+    problem = answer_problem(0, None, error=ConnectionRefusedError(111, "Connection refused"))
     assert problem == "no answer: ConnectionRefusedError(111, 'Connection refused')"
-    problem = classify_problem(0, dict, None, {"setosa"}, TimeoutError())
-    assert problem == "no answer: TimeoutError()"
+    assert answer_problem(None, None, error=TimeoutError()) == "no answer: TimeoutError()"
 
 
 # --- verdict -------------------------------------------------------------------------------------
@@ -288,22 +250,21 @@ def test_the_locust_image_context_holds_every_module_the_locustfile_imports(tmp_
     context = assemble_context(tmp_path)
     finder = modulefinder.ModuleFinder(path=[str(context)])
     finder.run_script(str(context / "loadtest" / "locustfile.py"))
-    ours = ("loadtest", "e2e", "service")
+    ours = ("loadtest", "e2e", "service", "kubeverify")
     missing = sorted(name for name in finder.badmodules if name.split(".")[0] in ours)
     assert missing == []
-    assert "e2e.harness.balance" in finder.modules
-    assert (context / "Dockerfile").read_text().startswith("# Locust")
+    assert "kubeverify.locust.listeners" in finder.modules
+    assert {"pyproject.toml", "README.md"} <= {path.name for path in context.iterdir()}
 
 
-def test_the_image_installs_the_load_extra_with_its_own_extras_expanded():
+def test_the_locust_image_installs_the_project_with_extras_that_exist():
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    requirements = extra_requirements(pyproject, "load")
-    names = [re.split(r"[<>=!~\[ ]", requirement)[0] for requirement in requirements]
-    assert {"locust", "scipy", "scikit-learn"} <= set(names)
-    assert not any(name == pyproject["project"]["name"] for name in names)
-
-
-def test_an_extra_that_includes_itself_is_refused():
-    pyproject = {"project": {"name": "p", "optional-dependencies": {"a": ["p[b]"], "b": ["p[a]"]}}}
-    with pytest.raises(ValueError, match="includes itself"):
-        extra_requirements(pyproject, "a")
+    dockerfile = (Path(__file__).parents[1] / "loadtest" / "Dockerfile").read_text()
+    (extras,) = re.findall(r"pip install '\.\[([a-z,]+)\]'", dockerfile)
+    assert set(extras.split(",")) <= set(pyproject["project"]["optional-dependencies"])
+    names = {
+        re.split(r"[<>=!~;\[ ]", requirement)[0]
+        for extra in extras.split(",")
+        for requirement in pyproject["project"]["optional-dependencies"][extra]
+    }
+    assert {"locust", "scikit-learn"} <= names

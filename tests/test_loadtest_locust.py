@@ -23,8 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.harness.waiting import Observation, wait_until
-from loadtest import locust_cli
+from kubeverify.locust import cli as locust_cli
+from kubeverify.waiting import Observation, wait_until
+
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
 
 # Looked up, never imported: importing Locust monkey-patches the pytest process with gevent.
 if importlib.util.find_spec("locust") is None:
@@ -116,7 +118,9 @@ NO_CHI_SQUARE = ("--balance-alpha", "0")
 
 
 def locust(host: str, *args: str, users: int = 4, seconds: int = RUN_SECONDS):
-    command = locust_cli.headless_command(host, users=users, seconds=seconds, extra=args)
+    command = locust_cli.headless_command(
+        LOCUSTFILE, host, users=users, seconds=seconds, extra=args
+    )
     return locust_cli.run(command, seconds)
 
 
@@ -215,7 +219,7 @@ def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far(tmp_path):
     web_port = _free_port()
     with service.serving() as host:
         command = [
-            sys.executable, "-m", "locust", "-f", str(locust_cli.LOCUSTFILE), "--host", host,
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
             "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart",
             "-u", "2", "-r", "2", "-t", "20s", "--autoquit", "0", "--think-time", "0.05",
         ]  # fmt: skip
@@ -225,7 +229,7 @@ def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far(tmp_path):
                 lambda: _pod_rows(ui), what="pod rows in the web UI's stats", timeout=30
             ).value
             page = httpx.get(ui, timeout=5).text
-            verdict = httpx.get(f"{ui}/iris/verdict", timeout=5).json()
+            verdict = httpx.get(f"{ui}/kubeverify/verdict", timeout=5).json()
     assert {row["name"] for row in seen["pods"]} == set(PODS)
     assert {row["name"] for row in seen["nodes"]} == {f"node-of-{pod}" for pod in PODS}
     assert '"extended_tabs": [{"key": "pods", "title": "Pods"}' in page

@@ -9,7 +9,7 @@ import pytest
 for _module in ("kubernetes", "pytest_kind", "psutil"):
     pytest.importorskip(_module, reason="the e2e extra is not installed")
 
-from loadtest.capacity import Capacity  # noqa: E402
+from bench.locust_capacity import Capacity  # noqa: E402
 from loadtest.incluster import InClusterRun, render  # noqa: E402
 from loadtest.run import parse  # noqa: E402
 

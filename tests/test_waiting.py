@@ -2,7 +2,7 @@
 
 import pytest
 
-from e2e.harness.waiting import DeadlineExceeded, Observation, wait_until
+from kubeverify.waiting import DeadlineExceeded, Observation, wait_until
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import apt, fsutil
+from . import ENV_FILE_NAME, apt, cache_dir, fsutil
 from .apt import AptPhase
 from .base_image import BaseImagePhase
 from .engine import DOCKER_HOST, EnginePhase
@@ -30,13 +30,6 @@ PHASES = [
     NodeImagePhase(),
 ]
 PHASE_NAMES = [p.name for p in PHASES]
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("IRIS_OFFLINE_CACHE")
-    if env:
-        return Path(env)
-    return Path.home() / ".cache" / "iris-offline-kind"
 
 
 def env_document(ctx: Context) -> dict[str, str]:
@@ -71,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rebuild PHASE even if cached (repeatable; 'all' for every phase)",
     )
     args = parser.parse_args(argv)
-    args.cache_dir = (args.cache_dir or default_cache_dir()).expanduser().resolve()
+    args.cache_dir = (args.cache_dir or cache_dir()).expanduser().resolve()
     return args
 
 
@@ -110,7 +103,7 @@ def ensure(ctx: Context) -> int:
     for phase in PHASES:
         results.append(run_phase(ctx, phase))
     doc = env_document(ctx)
-    env_path = ctx.cache / "env.json"
+    env_path = ctx.cache / ENV_FILE_NAME
     fsutil.atomic_write_text(env_path, json.dumps(doc, indent=2) + "\n")
     print(f"{PREFIX} phase times:")
     for line in format_table(results).splitlines():
@@ -123,13 +116,13 @@ def ensure(ctx: Context) -> int:
 def status(ctx: Context) -> int:
     for phase in PHASES:
         print(f"{PREFIX} {phase_status(ctx, phase)}")
-    env_path = ctx.cache / "env.json"
+    env_path = ctx.cache / ENV_FILE_NAME
     print(f"{PREFIX} env.json: {env_path if env_path.is_file() else 'not written yet'}")
     return 0
 
 
 def show_env(ctx: Context) -> int:
-    env_path = ctx.cache / "env.json"
+    env_path = ctx.cache / ENV_FILE_NAME
     if not env_path.is_file():
         print(
             f"{PREFIX} {env_path} does not exist; run: python3 -m ci.offline_kind ensure",

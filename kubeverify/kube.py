@@ -14,7 +14,7 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from e2e.harness.processes import stop
+from kubeverify.processes import stop
 
 
 class KubectlError(RuntimeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from e2e.harness.kube import KubeTarget
+from kubeverify.kube import KubeTarget
 
 EVENTS = 25
 LOG_LINES = 30

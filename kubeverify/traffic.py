@@ -12,15 +12,38 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
-from e2e.harness.waiting import Observation, wait_until
+from kubeverify.answers import answer_problem
+from kubeverify.target import Probe, Target
+from kubeverify.waiting import Observation, wait_until
 
-CLASSIFY_PATH = "/iris/classify_iris"
-TUTORIAL_SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 REQUEST_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send the probe request, and which response headers name the pod and node."""
+
+    base_url: str
+    probe: Probe
+    pod_header: str
+    node_header: str | None = None
+
+    @classmethod
+    def of(cls, target: Target, base_url: str | None = None) -> Endpoint:
+        return cls(
+            (base_url or target.base_url).rstrip("/"),
+            target.probe,
+            target.pod_header,
+            target.node_header,
+        )
+
+    def at(self, base_url: str) -> Endpoint:
+        """The same requests sent elsewhere (a port-forward, say)."""
+        return replace(self, base_url=base_url.rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -30,11 +53,11 @@ class Outcome:
     status: int | None
     pod: str | None
     node: str | None
-    error: str | None = None
+    error: str | None = None  # no answer (refused, reset, timed out), or a wrong one
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status == 200
+        return self.error is None
 
 
 def fresh_connection_client(base_url: str, timeout: float = REQUEST_TIMEOUT) -> httpx.Client:
@@ -56,10 +79,12 @@ def keep_alive_client(base_url: str) -> httpx.Client:
     )
 
 
-def classify(client: httpx.Client, sample: dict | None = None) -> Outcome:
+def send(client: httpx.Client, endpoint: Endpoint) -> Outcome:
+    """The probe request once; a wrong answer or a missing pod header is an error too."""
+    probe = endpoint.probe
     started = time.monotonic()
     try:
-        response = client.post(CLASSIFY_PATH, json=sample or TUTORIAL_SAMPLE)
+        response = client.request(probe.method, probe.path, json=probe.json)
     except httpx.HTTPError as error:
         return Outcome(
             started,
@@ -69,33 +94,32 @@ def classify(client: httpx.Client, sample: dict | None = None) -> Outcome:
             None,
             f"{type(error).__name__}: {error}",
         )
-    return Outcome(
-        started,
-        time.monotonic() - started,
-        response.status_code,
-        response.headers.get("x-pod-name"),
-        response.headers.get("x-node-name"),
-    )
+    pod = response.headers.get(endpoint.pod_header)
+    node = response.headers.get(endpoint.node_header) if endpoint.node_header else None
+    problem = answer_problem(
+        response.status_code, pod, expected_status=probe.status, pod_header=endpoint.pod_header
+    ) or probe.json_problem(response.json)
+    return Outcome(started, time.monotonic() - started, response.status_code, pod, node, problem)
 
 
 def fresh_connection_requests(
-    base_url: str, count: int, concurrency: int = 4, timeout: float = REQUEST_TIMEOUT
+    endpoint: Endpoint, count: int, concurrency: int = 4, timeout: float = REQUEST_TIMEOUT
 ) -> list[Outcome]:
-    """`count` classify requests, each on its own connection, `concurrency` at a time."""
+    """`count` probe requests, each on its own connection, `concurrency` at a time."""
     local = threading.local()
 
     def one(_: int) -> Outcome:
         if not hasattr(local, "client"):
-            local.client = fresh_connection_client(base_url, timeout)
-        return classify(local.client)
+            local.client = fresh_connection_client(endpoint.base_url, timeout)
+        return send(local.client, endpoint)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, range(count)))
 
 
-def keep_alive_requests(base_url: str, count: int) -> list[Outcome]:
-    with keep_alive_client(base_url) as client:
-        return [classify(client) for _ in range(count)]
+def keep_alive_requests(endpoint: Endpoint, count: int) -> list[Outcome]:
+    with keep_alive_client(endpoint.base_url) as client:
+        return [send(client, endpoint) for _ in range(count)]
 
 
 class AnsweringPods:
@@ -124,10 +148,8 @@ class AnsweringPods:
         self.answered.clear()
         if outcome.ok:
             self.last_stale = f"{outcome.pod} answered"
-        elif outcome.status is not None:
-            self.last_stale = f"HTTP {outcome.status} from {outcome.pod}"
         else:
-            self.last_stale = outcome.error
+            self.last_stale = f"{outcome.error} (from {outcome.pod})"
 
     def observation(self) -> Observation:
         missing = sorted(self.expected - set(self.answered))
@@ -145,28 +167,30 @@ class AnsweringPods:
 PROBE_TIMEOUT = 2.0
 
 
-def wait_until_every_pod_answers(base_url: str, pods: Iterable[str], timeout: float = 30) -> int:
+def wait_until_every_pod_answers(
+    endpoint: Endpoint, pods: Iterable[str], timeout: float = 30
+) -> int:
     """Send fresh-connection requests until each of `pods`, and only they, answer through the
     Service; return how many requests that took."""
     answering = AnsweringPods(pods)
     batch = max(answering.in_a_row, 2 * len(answering.expected))
 
     def poll() -> Observation:
-        for outcome in fresh_connection_requests(base_url, batch, timeout=PROBE_TIMEOUT):
+        for outcome in fresh_connection_requests(endpoint, batch, timeout=PROBE_TIMEOUT):
             answering.record(outcome)
         return answering.observation()
 
     return wait_until(
-        poll, what=f"every pod answering at {base_url}", timeout=timeout, interval=0.1
+        poll, what=f"every pod answering at {endpoint.base_url}", timeout=timeout, interval=0.1
     ).value
 
 
 @dataclass
 class BackgroundTraffic:
-    """Steady classify traffic on fresh connections from a thread, while a test changes the
+    """Steady probe traffic on fresh connections from a thread, while a test changes the
     cluster. Stops when the block ends, or earlier at `max_seconds` or `max_requests`."""
 
-    base_url: str
+    endpoint: Endpoint
     interval: float = 0.02
     max_seconds: float = 180.0
     max_requests: int = 20_000
@@ -175,13 +199,13 @@ class BackgroundTraffic:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        with fresh_connection_client(self.base_url) as client:
+        with fresh_connection_client(self.endpoint.base_url) as client:
             while (
                 not self._stop.is_set()
                 and time.monotonic() < deadline
                 and len(self.outcomes) < self.max_requests
             ):
-                self.outcomes.append(classify(client))
+                self.outcomes.append(send(client, self.endpoint))
                 self._stop.wait(self.interval)
 
     @contextmanager
@@ -206,5 +230,5 @@ class BackgroundTraffic:
         lines = [
             f"{len(self.outcomes)} requests, {len(failures)} failed ({self.error_ratio():.2%})"
         ]
-        lines += [f"  {f.status} {f.error} from {f.pod}" for f in failures[:10]]
+        lines += [f"  {f.error} (from {f.pod})" for f in failures[:10]]
         return "\n".join(lines)

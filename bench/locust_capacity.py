@@ -1,4 +1,4 @@
-"""`python -m loadtest.capacity`: requests per second one Locust worker sustains against one pod.
+"""`python -m bench.locust_capacity`: requests per second one Locust worker sustains on one pod.
 
 One uvicorn worker on 127.0.0.1 stands in for one pod; one Locust process (one worker: Locust
 uses a single core) runs the project's locustfile at it, with keep-alive connections and with
@@ -19,9 +19,11 @@ from pathlib import Path
 import psutil
 
 from bench.throughput import Layout, cpu_layout, uvicorn_server
-from e2e.harness.waiting import Observation, wait_until
-from loadtest import locust_cli
+from kubeverify.locust import cli as locust_cli
+from kubeverify.waiting import Observation, wait_until
 from service import train
+
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
 
 MODES = ("keep-alive", "new")
 SATURATED = 0.9  # of one core
@@ -66,6 +68,7 @@ def measure(
     prefix = tmp / f"capacity-{mode}"
     log = tmp / f"capacity-{mode}.log"
     command = locust_cli.headless_command(
+        LOCUSTFILE,
         base,
         users=users,
         seconds=seconds,
@@ -125,7 +128,7 @@ def _children_cpu_seconds() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.capacity", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.locust_capacity", description=__doc__)
     parser.add_argument("--seconds", type=int, default=15, help="run time per mode (default 15)")
     parser.add_argument("--users", type=int, default=32, help="Locust users (default 32)")
     args = parser.parse_args(argv)

@@ -6,10 +6,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from e2e.harness.balance import BalanceVerdict
-
-REPORTS = Path(__file__).resolve().parents[2] / "reports"
+if TYPE_CHECKING:  # numpy and scipy only where verdicts are made
+    from kubeverify.balance import BalanceVerdict
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunReport:
         self,
         phases: list[tuple[str, float]],
         suites: list[tuple[str, float]],
-        directory: Path = REPORTS,
+        directory: Path,
     ) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
         summary = directory / "e2e-summary.json"

@@ -1,7 +1,7 @@
 """Whether a load test run met its thresholds: pods reached, balance, errors, p95 latency.
 
 Pure functions of the run's figures, so that CI's gate is tested without running Locust. The
-balance statistics are the e2e harness's own (e2e.harness.balance), not a second version.
+balance statistics are the e2e harness's own (kubeverify.balance), not a second version.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from e2e.harness.balance import (
+from kubeverify.balance import (
     ALPHA,
     POWER,
     SKEW,

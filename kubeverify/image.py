@@ -1,7 +1,7 @@
-"""Build the service image: the one way the CLI, the container smoke test and the e2e suites do it.
+"""Building a target's image: the one way the CLI, the fixtures and the Locust runner do it.
 
-`python -m e2e.harness.image [--tag TAG]` (what `nox -s image` runs). Standard library only: the
-nox session that runs it installs nothing.
+`python -m kubeverify.image TARGET.toml` builds the image the target names. Standard library
+and the target file only, so that it runs with nothing else installed.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.harness.toolchain import Toolchain, detect
+from kubeverify.target import Image, TargetError, load
+from kubeverify.toolchain import ENV_FILE_VARIABLE, Toolchain, detect
 
-DEFAULT_TAG = "iris-classifier:poc"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 30 * 60  # a cold build downloads numpy and scikit-learn; a hung one must end
 TAIL_LINES = 60
 
@@ -41,23 +40,25 @@ class ImageInfo:
         )
 
 
-def build_command(tag: str, toolchain: Toolchain, context: Path = REPO_ROOT) -> list[str]:
-    command = ["docker", "build", "--tag", tag, "--file", str(context / "Dockerfile")]
-    if toolchain.offline and toolchain.base_image:
-        command += ["--build-arg", f"BASE_IMAGE={toolchain.base_image}"]
+def build_command(
+    tag: str, toolchain: Toolchain, context: Path, dockerfile: Path | None = None
+) -> list[str]:
+    command = ["docker", "build", "--tag", tag, "--file", str(dockerfile or context / "Dockerfile")]
+    for name, value in toolchain.build_args().items():
+        command += ["--build-arg", f"{name}={value}"]
     return [*command, str(context)]
 
 
 def build_image(
-    tag: str = DEFAULT_TAG,
-    toolchain: Toolchain | None = None,
+    tag: str,
+    toolchain: Toolchain,
     *,
-    context: Path = REPO_ROOT,
+    context: Path,
+    dockerfile: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> ImageInfo:
-    toolchain = toolchain or detect()
-    base = toolchain.base_image if toolchain.offline and toolchain.base_image else "default"
-    command = build_command(tag, toolchain, context)
+    base = toolchain.build_args().get("BASE_IMAGE", "default")
+    command = build_command(tag, toolchain, context, dockerfile)
     say(f"[image] build {tag} (base image: {base}) ...")
     start = time.monotonic()
     try:
@@ -100,6 +101,17 @@ def build_image(
     return info
 
 
+def build_target_image(
+    image: Image, toolchain: Toolchain, say: Callable[[str], None] = print
+) -> ImageInfo:
+    """Build the image a target's [image] names, from the context it names."""
+    if image.context is None:
+        raise TargetError(f"[image] of {image.tag} names no `build` context: nothing to build")
+    return build_image(
+        image.tag, toolchain, context=image.context, dockerfile=image.dockerfile, say=say
+    )
+
+
 def containerd_reference(tag: str) -> str:
     """The name containerd gives a Docker tag: `iris:poc` is docker.io/library/iris:poc."""
     first, _, rest = tag.partition("/")
@@ -116,12 +128,15 @@ def _tail(output: str, lines: int = TAIL_LINES) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.harness.image", description=__doc__)
-    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"image tag (default {DEFAULT_TAG})")
+    parser = argparse.ArgumentParser(prog="python -m kubeverify.image", description=__doc__)
+    parser.add_argument("target", help="the target file whose [image] to build")
+    parser.add_argument(
+        "--toolchain-env", default=None, help=f"offline toolchain env file ({ENV_FILE_VARIABLE})"
+    )
     args = parser.parse_args(argv)
     try:
-        build_image(args.tag)
-    except (RuntimeError, ValueError) as e:  # build errors, and detect()'s about the toolchain
+        build_target_image(load(args.target).image, detect(args.toolchain_env))
+    except (RuntimeError, ValueError) as e:  # build and target errors, detect()'s on the toolchain
         print(f"[image] {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""The one way this project starts Locust headless: command line, bounded run, its figures."""
+"""The one way the plugin starts Locust headless: command line, bounded run, its figures."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from e2e.harness.processes import stop
+from kubeverify.processes import stop
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 # Locust stops itself at --run-time; past it by this much, it is hung and gets killed.
 OVERRUN_S = 60
 
 
 def headless_command(
+    locustfile: Path,
     host: str,
     *,
     users: int,
@@ -28,7 +27,7 @@ def headless_command(
     extra: Sequence[str] = (),
 ) -> list[str]:
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless",
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--host", host, "--headless",
         "--users", str(users), "--spawn-rate", f"{spawn_rate or users:g}",
         "--run-time", f"{seconds}s", "--only-summary",
         # Users finish the request in flight at the end instead of being cut off mid-answer.
@@ -48,7 +47,7 @@ def started(
     """Locust in the background, its output in `log`; it never outlives the block."""
     with log.open("w") as out:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+            command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
         )
     try:
         yield process
@@ -66,7 +65,6 @@ def run(
     Locust outlives the caller. Uncaptured, its output goes to this process's terminal."""
     return subprocess.run(
         command,
-        cwd=REPO_ROOT,
         capture_output=capture,
         text=True,
         timeout=seconds + OVERRUN_S,

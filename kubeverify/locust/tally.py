@@ -10,9 +10,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-POD_HEADER = "X-Pod-Name"
-NODE_HEADER = "X-Node-Name"
-
 
 @dataclass
 class Tally:

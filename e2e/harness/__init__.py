@@ -1,1 +1,0 @@
-"""The e2e harness: provisioning, deploying, driving traffic, judging results: a module each."""

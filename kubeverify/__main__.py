@@ -1,0 +1,21 @@
+"""`python -m kubeverify TARGET.toml [pytest options]`: the standard checks (replicas, scaling,
+balance, resilience) on the target, with no test code: pytest on kubeverify.checks."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    target, rest = argv[0], argv[1:]
+    return int(pytest.main(["--target", target, "--pyargs", "kubeverify.checks", *rest]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

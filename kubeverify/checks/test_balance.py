@@ -1,0 +1,5 @@
+from kubeverify import suites
+
+
+class TestBalance(suites.Balance):
+    __doc__ = suites.Balance.__doc__

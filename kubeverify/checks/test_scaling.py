@@ -1,0 +1,5 @@
+from kubeverify import suites
+
+
+class TestScaling(suites.Scaling):
+    __doc__ = suites.Scaling.__doc__

@@ -1,0 +1,134 @@
+"""Putting a target's manifests on a cluster, changing its Deployment, waiting until it settles."""
+
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+from kubeverify.kube import KubeTarget
+from kubeverify.target import Target
+from kubeverify.waiting import Observation, wait_until
+
+SETTLE_TIMEOUT = 180
+
+
+def render(target: Target, image: str, replicas: int | None = None, kubectl=None) -> list[dict]:
+    """The target's objects with its Deployment's image (and replica count) set.
+
+    A kustomization is rendered by `kubectl kustomize` (kubectl: a KubeTarget); a directory by
+    reading its YAML files in name order.
+    """
+    if target.kustomize:
+        if kubectl is None:
+            raise ValueError(f"{target.manifests} is a kustomization: rendering it needs kubectl")
+        text = kubectl.kubectl("kustomize", str(target.manifests))
+        documents = [doc for doc in yaml.safe_load_all(text) if doc]
+    else:
+        documents = []
+        for path in sorted(target.manifests.glob("*.y*ml")):
+            documents += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    rendered, found = [], False
+    for document in documents:
+        document = copy.deepcopy(document)
+        if document.get("kind") == "Deployment" and document["metadata"]["name"] == target.name:
+            found = True
+            _container(document, target)["image"] = image
+            if replicas is not None:
+                document["spec"]["replicas"] = replicas
+        rendered.append(document)
+    if not found:
+        raise ValueError(f"no Deployment named {target.name} in {target.manifests}")
+    return rendered
+
+
+def _container(deployment: dict, target: Target) -> dict:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    if target.container is None:
+        return containers[0]
+    for container in containers:
+        if container["name"] == target.container:
+            return container
+    raise ValueError(f"Deployment {target.name} has no container named {target.container}")
+
+
+class Deployment:
+    """The target's Deployment as the checks drive it: apply, scale, restart, settle."""
+
+    def __init__(self, kube: KubeTarget, target: Target, image: str) -> None:
+        self.kube = kube
+        self.target = target
+        self.image = image
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def apply(self, replicas: int | None = None) -> None:
+        """`kubectl apply` of every manifest; scaling is re-applying with another count."""
+        objects = render(self.target, self.image, replicas, kubectl=self.kube)
+        self.kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+    def read(self):
+        return self.kube.apps.read_namespaced_deployment(self.name, self.kube.namespace)
+
+    def pre_stop_sleep_seconds(self) -> float | None:
+        """How long the running Deployment's preStop hook keeps a terminating pod serving, when
+        it is a `sleep N`; None when there is no such hook."""
+        spec = self.read().spec.template.spec
+        container = next(
+            (c for c in spec.containers if c.name == self.target.container), spec.containers[0]
+        )
+        hook = container.lifecycle.pre_stop if container.lifecycle else None
+        command = hook._exec.command if hook and hook._exec else None
+        if not command or command[0] != "sleep" or len(command) != 2:
+            return None
+        return float(command[1])
+
+    def rollout_restart(self) -> None:
+        self.kube.kubectl("rollout", "restart", f"deployment/{self.name}")
+
+    def delete_pod(self, name: str) -> None:
+        self.kube.core.delete_namespaced_pod(name, self.kube.namespace)
+
+    def pods(self):
+        return self.kube.pods(self.target.selector)
+
+    def settled(self, replicas: int) -> Observation:
+        """Exactly `replicas` pods, all updated and ready, none terminating, and every Service
+        of the target has exactly them as endpoints."""
+        deployment = self.read()
+        status = deployment.status
+        pods = self.pods()
+        ready_pods = {pod.name for pod in pods if pod.ready and not pod.terminating}
+        endpoints = {s.name: self.kube.endpoint_pods(s.name) for s in self.target.services}
+        done = (
+            deployment.spec.replicas == replicas
+            and (status.observed_generation or 0) >= deployment.metadata.generation
+            and (status.updated_replicas or 0) == replicas
+            and (status.ready_replicas or 0) == replicas
+            and (status.available_replicas or 0) == replicas
+            and (status.replicas or 0) == replicas
+            and len(pods) == replicas
+            and len(ready_pods) == replicas
+            and all(ready == ready_pods and not waiting for ready, waiting in endpoints.values())
+        )
+        detail = (
+            f"spec {deployment.spec.replicas}, updated {status.updated_replicas}, ready "
+            f"{status.ready_replicas}, available {status.available_replicas}; pods "
+            f"[{'; '.join(pod.line() for pod in pods)}]; endpoints "
+            + "; ".join(
+                f"{name}: ready {sorted(ready)} not-ready {sorted(waiting)}"
+                for name, (ready, waiting) in endpoints.items()
+            )
+        )
+        return Observation(done, detail)
+
+    def wait_settled(self, replicas: int, timeout: float = SETTLE_TIMEOUT) -> list[str]:
+        """Wait for `settled`; return the ready pods' names."""
+        wait_until(
+            lambda: self.settled(replicas),
+            what=f"{self.name} settled at {replicas} replicas",
+            timeout=timeout,
+        )
+        return [pod.name for pod in self.pods()]

@@ -1,0 +1,246 @@
+"""The pytest plugin: options, the stage as session fixtures, failure reports, the timing table.
+
+Registered through the `pytest11` entry point, so it is loaded in every pytest run of an
+environment that has it installed; it stays idle until a test asks for one of its fixtures.
+Only pytest and the standard library are imported here: the cluster, HTTP and statistics
+libraries load when a fixture first needs them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kubeverify.report import RunReport
+from kubeverify.target import Target, TargetError, load
+from kubeverify.timing import PhaseTimer, format_table
+from kubeverify.toolchain import ENV_FILE_VARIABLE
+
+if TYPE_CHECKING:
+    from kubeverify.deployment import Deployment
+    from kubeverify.kube import KubeTarget
+    from kubeverify.stage import Stage
+    from kubeverify.traffic import Endpoint
+
+PYTEST_KIND_DEFAULT_NAME = "pytest-kind"  # pytest-kind's --cluster-name default
+
+
+@dataclass
+class Run:
+    """What one pytest session of the plugin gathers: phases, suite times, the report."""
+
+    timer: PhaseTimer
+    report: RunReport = field(default_factory=RunReport)
+    stage: Stage | None = None
+    suites: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    started: float = field(default_factory=time.monotonic)
+
+
+RUN = pytest.StashKey[Run]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # pytest-kind already offers --cluster-name, --keep-cluster and --kubeconfig, which this
+    # plugin honours; these complete them.
+    group = parser.getgroup("kubeverify", "kubeverify: verify a Deployment and its Service")
+    group.addoption(
+        "--target",
+        default=None,
+        help="the target file (TOML) describing what to verify; default: the "
+        "kubeverify_target ini value",
+    )
+    group.addoption(
+        "--toolchain-env",
+        default=None,
+        help=f"offline toolchain env file, for machines that reach no registry "
+        f"(default: ${ENV_FILE_VARIABLE})",
+    )
+    group.addoption(
+        "--context",
+        default=None,
+        help="existing-cluster mode (with or without --kubeconfig): the kubeconfig context",
+    )
+    group.addoption(
+        "--namespace",
+        default=None,
+        help="existing-cluster mode: a namespace to use as it is; default: one created for "
+        "the run and deleted after it (--keep-cluster keeps it)",
+    )
+    group.addoption(
+        "--image",
+        default=None,
+        help="deploy this image as it is, never rebuilt (kind: loaded into the nodes; "
+        "existing cluster: one it can pull); default: the target's [image]",
+    )
+    group.addoption(
+        "--base-url",
+        default=None,
+        help="where the Service is reached from this machine; default: the target's first "
+        "service url",
+    )
+    group.addoption(
+        "--reports-dir", default="reports", help="where the JSON summary and chart go (reports)"
+    )
+    parser.addini("kubeverify_target", "the target file, relative to the ini file", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    def say(message: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        with capture.global_and_fixture_disabled():
+            if reporter:
+                reporter.write_line(message)
+            else:
+                print(message, flush=True)
+
+    config.stash[RUN] = Run(timer=PhaseTimer(say=say, prefix="[kubeverify]"))
+
+
+def target_path(config: pytest.Config) -> Path:
+    given = config.getoption("target")
+    if given:
+        return Path(given)
+    ini = config.getini("kubeverify_target")
+    if ini:
+        return Path(config.inipath).parent / ini if config.inipath else Path(ini)
+    raise pytest.UsageError("kubeverify needs a target file: --target PATH (or kubeverify_target)")
+
+
+def _interrupt_on_termination() -> None:
+    """A terminated run (CI timeout, `kill`) tears down as Ctrl-C does: nothing left behind."""
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+
+
+@pytest.fixture(scope="session")
+def run(pytestconfig: pytest.Config) -> Run:
+    return pytestconfig.stash[RUN]
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    """The target description, loaded and checked once."""
+    try:
+        return load(target_path(pytestconfig))
+    except TargetError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+@pytest.fixture(scope="session")
+def stage(pytestconfig: pytest.Config, run: Run, target: Target):
+    """The cluster, up for the session and down after it (only what the run created goes)."""
+    from kubeverify.stage import Options, Stage
+
+    option = pytestconfig.getoption
+    name = option("cluster_name", None)
+    options = Options(
+        toolchain_env=option("toolchain_env"),
+        cluster_name=None if name in (None, PYTEST_KIND_DEFAULT_NAME) else name,
+        keep=bool(option("keep_cluster", False)),
+        kubeconfig=Path(option("kubeconfig")) if option("kubeconfig", None) else None,
+        context=option("context"),
+        namespace=option("namespace"),
+        image=option("image"),
+        base_url=option("base_url"),
+    )
+    run.stage = Stage(target, options, run.timer)
+    _interrupt_on_termination()
+    try:
+        run.stage.up()
+        run.report.toolchain = "; ".join(run.stage.notes)
+        yield run.stage
+    finally:
+        run.stage.down()
+
+
+@pytest.fixture(scope="session")
+def kube(stage: Stage) -> KubeTarget:
+    """The cluster and namespace the checks run in: kubectl and the API client."""
+    return stage.kube
+
+
+@pytest.fixture(scope="session")
+def image(stage: Stage, run: Run) -> str:
+    tag = stage.image()
+    if stage.image_info:
+        run.report.figures["image"] = stage.image_info.describe()
+    return tag
+
+
+@pytest.fixture(scope="session")
+def endpoint(stage: Stage) -> Endpoint:
+    """Where the probe request goes, and which headers name the pod and node."""
+    return stage.endpoint
+
+
+@pytest.fixture(scope="session")
+def deployment(stage: Stage, image: str) -> Deployment:
+    return stage.roll_out(image)
+
+
+@pytest.fixture
+def settled_pods(deployment: Deployment, endpoint: Endpoint, target: Target) -> list[str]:
+    """Every assessment starts from the target's replica count, settled, each pod having
+    answered through the Service (the assessment before may have replaced or removed pods)."""
+    from kubeverify.traffic import wait_until_every_pod_answers
+
+    if not deployment.settled(target.replicas).done:
+        deployment.apply(replicas=target.replicas)
+    pods = deployment.wait_settled(target.replicas)
+    wait_until_every_pod_answers(endpoint, pods)
+    return pods
+
+
+@pytest.fixture
+def report(run: Run) -> RunReport:
+    return run.report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """Suite time: wall time of its tests, less the session phases they happened to set up."""
+    run = item.config.stash[RUN]
+    before, started = run.timer.total(), time.monotonic()
+    yield
+    if run.stage is None:
+        return
+    spent = time.monotonic() - started - (run.timer.total() - before)
+    run.suites[Path(str(item.path)).stem.removeprefix("test_")] += spent
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    stage = item.config.stash[RUN].stage
+    if report.failed and stage is not None and stage.kube is not None:
+        from kubeverify.diagnostics import cluster_state
+
+        report.sections.append(("cluster state", cluster_state(stage.kube, stage.target.selector)))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is None or run.stage is None:
+        return
+    suites = [(f"suite {name}", seconds) for name, seconds in run.suites.items()]
+    rows = run.timer.phases + suites
+    terminalreporter.section("kubeverify timing")
+    terminalreporter.write_line(format_table(rows))
+    terminalreporter.write_line(f"wall time of the session: {time.monotonic() - run.started:.1f} s")
+    for label, verdict in run.report.distributions.items():
+        terminalreporter.write_line(f"{label}: {verdict.explain()}")
+    directory = Path(config.getoption("reports_dir"))
+    for path in run.report.write(run.timer.phases, suites, directory):
+        terminalreporter.write_line(f"report: {path}")

@@ -1,0 +1,102 @@
+"""Environment functions: the stage every assessment runs on, shared by the pytest fixtures
+and any runner (as e2e-framework keeps its Setup steps apart from features).
+
+`Stage` sets it up in order (cluster, image, rollout) and takes it down; the fixtures and a
+Locust runner both go through it, so there is one way to set the stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubeverify.cluster import ExistingCluster, KindProjectCluster
+from kubeverify.deployment import Deployment
+from kubeverify.image import ImageInfo, build_target_image
+from kubeverify.kube import KubeTarget
+from kubeverify.target import Target
+from kubeverify.timing import PhaseTimer
+from kubeverify.toolchain import Toolchain, detect
+from kubeverify.traffic import Endpoint, wait_until_every_pod_answers
+
+SERVICE_ANSWER_TIMEOUT = 60
+
+
+@dataclass
+class Options:
+    """How the user asked the stage to be set (the plugin's command-line options)."""
+
+    toolchain_env: str | None = None
+    cluster_name: str | None = None
+    keep: bool = False  # keep the kind cluster, or the existing cluster's namespace
+    kubeconfig: Path | None = None  # existing-cluster mode when this or context is given
+    context: str | None = None
+    namespace: str | None = None  # existing-cluster mode: a given namespace, else one per run
+    image: str | None = None  # an image to deploy as it is, instead of the target's
+    base_url: str | None = None
+
+    @property
+    def existing_cluster(self) -> bool:
+        return bool(self.kubeconfig or self.context)
+
+
+@dataclass
+class Stage:
+    target: Target
+    options: Options
+    timer: PhaseTimer
+    toolchain: Toolchain | None = None
+    cluster: KindProjectCluster | ExistingCluster | None = None
+    kube: KubeTarget | None = None
+    image_info: ImageInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.of(self.target, self.options.base_url)
+
+    def up(self) -> KubeTarget:
+        options = self.options
+        if options.existing_cluster:
+            kubeconfig = options.kubeconfig or Path.home() / ".kube/config"
+            self.cluster = ExistingCluster(
+                kubeconfig, options.context, self.timer, options.namespace, options.keep
+            )
+            self.notes.append("existing cluster")
+        else:
+            self.toolchain = detect(options.toolchain_env)
+            self.timer.note(f"toolchain: {self.toolchain.describe()}")
+            self.notes.append(self.toolchain.describe())
+            self.cluster = KindProjectCluster(
+                self.target, self.toolchain, self.timer, options.cluster_name, options.keep
+            )
+        self.kube = self.cluster.up()
+        return self.kube
+
+    def image(self) -> str:
+        """The image to deploy: `--image` as it is, else the target's tag, built from its
+        context when it names one; loaded into kind's nodes (an existing cluster pulls it)."""
+        tag = self.options.image or self.target.image.tag
+        if isinstance(self.cluster, KindProjectCluster):
+            if self.target.image.context and not self.options.image:
+                with self.timer.phase(f"build image {tag}"):
+                    self.image_info = build_target_image(
+                        self.target.image, self.cluster.toolchain, say=self.timer.say
+                    )
+            self.cluster.load_image(tag)
+        return tag
+
+    def roll_out(self, image: str, replicas: int | None = None) -> Deployment:
+        """Apply the manifests and wait until the pods are settled and each answers through the
+        Service."""
+        replicas = replicas or self.target.replicas
+        deployment = Deployment(self.kube, self.target, image)
+        with self.timer.phase(f"rollout of {replicas} replicas"):
+            deployment.apply(replicas)
+            pods = deployment.wait_settled(replicas)
+            wait_until_every_pod_answers(self.endpoint, pods, timeout=SERVICE_ANSWER_TIMEOUT)
+        return deployment
+
+    def down(self) -> None:
+        if self.cluster is not None:
+            self.cluster.down()

@@ -1,0 +1,286 @@
+"""The standard checks, as classes a test file subclasses to run them on its own target:
+
+    from kubeverify import suites
+
+    class TestScaling(suites.Scaling):
+        pass
+
+Each assessment starts from the target's replica count, settled, every pod having answered
+through the Service (the `settled_pods` fixture), and reads like the behaviour it checks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from kubeverify import balance
+from kubeverify.traffic import (
+    BackgroundTraffic,
+    fresh_connection_requests,
+    keep_alive_requests,
+    send,
+    wait_until_every_pod_answers,
+)
+from kubeverify.waiting import Observation, wait_until
+
+RECOVERY_DEADLINE = 90
+ROLLOUT_DEADLINE = 240
+# Deleting a pod is graceful (preStop, SIGTERM); a request may still meet a closing socket.
+MAX_ERROR_RATIO_ON_POD_DELETION = 0.01
+SCALE_UP_BY = 2
+PORT_FORWARD_REQUESTS = 60
+KEEP_ALIVE_CLIENTS = 6
+KEEP_ALIVE_REQUESTS = 20
+
+
+@pytest.mark.usefixtures("settled_pods")
+class Replicas:
+    """The Deployment as applied: every replica ready, on the workers, behind the Service."""
+
+    def test_deployment_has_every_replica_ready(self, deployment, target):
+        status = deployment.read().status
+        counts = (status.replicas, status.ready_replicas, status.available_replicas)
+        assert counts == (target.replicas,) * 3, f"replicas, ready, available: {counts}"
+
+    def test_pods_run_only_on_workers_spread_within_one_of_each_other(self, kube, deployment):
+        nodes = kube.nodes()
+        workers = {name for name, control_plane in nodes.items() if not control_plane}
+        placed = {pod.name: pod.node for pod in deployment.pods()}
+        assert set(placed.values()) <= workers, f"pods on control-plane nodes: {placed}"
+        per_worker = Counter({worker: 0 for worker in workers})
+        per_worker.update(placed.values())
+        assert max(per_worker.values()) - min(per_worker.values()) <= 1, (
+            f"pods per worker {dict(per_worker)}: one node failing would take more than its share"
+        )
+
+    def test_service_endpoints_equal_the_ready_pods(self, kube, deployment, target):
+        ready_pods = {pod.name for pod in deployment.pods() if pod.ready}
+        for service in target.services:
+            ready, not_ready = kube.endpoint_pods(service.name)
+            assert (ready, not_ready) == (ready_pods, set()), service.name
+
+    def test_probe_is_answered_through_the_service_by_a_pod_that_names_itself(
+        self, endpoint, deployment
+    ):
+        with httpx.Client(base_url=endpoint.base_url, timeout=5) as client:
+            outcome = send(client, endpoint)
+        assert outcome.ok, outcome.error
+        pods = {pod.name: pod.node for pod in deployment.pods()}
+        assert outcome.pod in pods, f"{endpoint.pod_header}: {outcome.pod} is none of {pods}"
+        if endpoint.node_header:
+            assert outcome.node == pods[outcome.pod], f"{endpoint.node_header}: {outcome.node}"
+
+
+def _terminating_pod(deployment) -> Observation:
+    terminating = [p.name for p in deployment.pods() if p.terminating]
+    return Observation(
+        len(terminating) == 1,
+        f"terminating pods {terminating}",
+        terminating[0] if terminating else None,
+    )
+
+
+def _left_endpoints(kube, services, pod: str) -> Observation:
+    behind = {name for s in services for name in set().union(*kube.endpoint_pods(s.name))}
+    return Observation(pod not in behind, f"endpoints {sorted(behind)}")
+
+
+def _requests_after(traffic: BackgroundTraffic, moment: float, count: int) -> Observation:
+    seen = sum(1 for o in traffic.outcomes if o.started > moment)
+    return Observation(seen >= count, f"{seen} requests since")
+
+
+def _balance_verdict(endpoint, pods, run, report, label):
+    count = balance.required_requests(len(pods))
+    run.timer.note(
+        f"{count} requests: the fewest whose chi-square test detects a {balance.SKEW}:1 skew "
+        f"over {len(pods)} pods with power >= {balance.POWER} at alpha {balance.ALPHA} "
+        f"(power {balance.power(count, len(pods)):.4f})"
+    )
+    outcomes = fresh_connection_requests(endpoint, count)
+    failed = [o for o in outcomes if not o.ok]
+    assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+    verdict = balance.judge_balance(
+        balance.count_by(o.pod for o in outcomes),
+        pods,
+        balance.Transport.NEW_CONNECTION_PER_REQUEST,
+    )
+    report.add_distribution(label, verdict)
+    report.figures[f"requests_for_balance_over_{len(pods)}_pods"] = count
+    return verdict
+
+
+class Scaling:
+    """Scaling by re-applying the Deployment with another count, while traffic runs."""
+
+    @pytest.fixture(autouse=True)
+    def _back_to_the_target_count(self, deployment, target):
+        """A failed scaling assessment must not leave the next suite on another count."""
+        yield
+        deployment.apply(replicas=target.replicas)
+
+    def test_scaling_down_by_one_removes_one_pod_and_fails_no_request(
+        self, deployment, settled_pods, kube, endpoint, target, run
+    ):
+        traffic = BackgroundTraffic(endpoint)
+        fewer = target.replicas - 1
+        with traffic.running():
+            deployment.apply(replicas=fewer)
+            removed = wait_until(
+                lambda: _terminating_pod(deployment),
+                what="one pod terminating",
+                timeout=30,
+                interval=0.1,
+            ).value
+            wait_until(
+                lambda: _left_endpoints(kube, target.services, removed),
+                what=f"{removed} out of endpoints",
+                timeout=30,
+                interval=0.1,
+            )
+            left_at = time.monotonic()
+            remaining = deployment.wait_settled(fewer)
+            gone_at = time.monotonic()
+            wait_until(
+                lambda: _requests_after(traffic, gone_at, 50),
+                what="traffic after settling",
+                timeout=30,
+            )
+
+        after_leaving = [o.started - left_at for o in traffic.outcomes if o.pod == removed]
+        after_leaving = [delay for delay in after_leaving if delay > 0]
+        pre_stop = deployment.pre_stop_sleep_seconds()
+        run.timer.note(
+            f"scale {target.replicas} -> {fewer}: {removed} left the endpoints, was gone "
+            f"{gone_at - left_at:.1f} s later; {len(after_leaving)} requests reached it after "
+            f"it left, the last {max(after_leaving, default=0):.1f} s after (preStop sleep: "
+            f"{pre_stop if pre_stop is not None else 'none'}); {traffic.summary()}"
+        )
+        assert sorted(remaining) == sorted(set(settled_pods) - {removed})
+        assert {p.name for p in deployment.pods()} == set(remaining)
+        if pre_stop is not None:
+            # Requests routed by rules not yet rewritten are served while the preStop sleep
+            # lasts; once it ends they would fail. Half the sleep is the bound, so a thin margin
+            # shows up here, naming the manifest, before a slower cluster fails requests.
+            assert max(after_leaving, default=0) < pre_stop / 2, (
+                f"requests reached {removed} up to {max(after_leaving):.1f} s after it left "
+                f"the endpoints: over half its {pre_stop:g} s preStop sleep "
+                f"(the Deployment {target.name} in {target.manifests})"
+            )
+        assert not traffic.failures, traffic.summary()
+        answered_after = {o.pod for o in traffic.outcomes if o.started > gone_at}
+        assert answered_after == set(remaining), answered_after
+
+    def test_scaling_up_reaches_every_new_pod_evenly_then_back(
+        self, deployment, settled_pods, endpoint, target, report, run
+    ):
+        more = target.replicas + SCALE_UP_BY
+        deployment.apply(replicas=more)
+        pods = deployment.wait_settled(more)
+        warm_up = wait_until_every_pod_answers(endpoint, pods)
+        run.timer.note(f"scale {target.replicas} -> {more}: every pod answered after {warm_up}")
+        verdict = _balance_verdict(
+            endpoint, pods, run, report, f"{more} replicas, new connection per request"
+        )
+        assert not verdict.missing, verdict.explain()
+        assert verdict.balanced, verdict.explain()
+
+        traffic = BackgroundTraffic(endpoint)
+        with traffic.running():
+            deployment.apply(replicas=target.replicas)
+            back = deployment.wait_settled(target.replicas)
+        run.timer.note(f"scale {more} -> {target.replicas}: {traffic.summary()}")
+        assert set(back) < set(pods)
+        assert not traffic.failures, traffic.summary()
+
+
+@pytest.mark.usefixtures("settled_pods")
+class Balance:
+    """How the Service spreads requests: fresh connections balance; port-forward and keep-alive
+    pin, and are shown never to judge balancing."""
+
+    def test_every_ready_pod_receives_a_uniform_share_of_fresh_connections(
+        self, settled_pods, endpoint, report, run
+    ):
+        verdict = _balance_verdict(
+            endpoint, settled_pods, run, report, "Service, new connection per request"
+        )
+        assert verdict.balanced, verdict.explain()
+
+    def test_port_forward_sends_every_request_to_one_pod(self, kube, endpoint, target, run):
+        service = next((s for s in target.services if s.port), None)
+        if service is None:
+            pytest.skip("no service in the target names its port, so none can be port-forwarded")
+        with kube.port_forward(f"service/{service.name}", service.port) as forwarded:
+            outcomes = fresh_connection_requests(
+                endpoint.at(forwarded), PORT_FORWARD_REQUESTS, concurrency=2
+            )
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
+        counts = balance.count_by(o.pod for o in outcomes)
+        run.timer.note(f"{PORT_FORWARD_REQUESTS} requests through kubectl port-forward: {counts}")
+        assert len(counts) == 1, f"port-forward spread requests: {counts}"
+        with pytest.raises(balance.UnfitTransport, match="single pod"):
+            balance.judge_balance(counts, list(counts), balance.Transport.PORT_FORWARD)
+
+    def test_keep_alive_client_sticks_to_one_pod_per_connection(self, settled_pods, endpoint, run):
+        pods_per_client = []
+        for _ in range(KEEP_ALIVE_CLIENTS):
+            outcomes = keep_alive_requests(endpoint, KEEP_ALIVE_REQUESTS)
+            assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
+            pods_per_client.append(balance.count_by(o.pod for o in outcomes))
+        run.timer.note(
+            f"{KEEP_ALIVE_CLIENTS} keep-alive clients x {KEEP_ALIVE_REQUESTS} requests: "
+            f"{pods_per_client}"
+        )
+        assert all(len(counts) == 1 for counts in pods_per_client), pods_per_client
+        with pytest.raises(balance.UnfitTransport, match="per connection"):
+            balance.judge_balance(pods_per_client[0], settled_pods, balance.Transport.KEEP_ALIVE)
+
+
+class Resilience:
+    """The Deployment heals and rolls while traffic runs."""
+
+    def test_deleted_pod_is_replaced_within_the_deadline(
+        self, deployment, settled_pods, endpoint, target, run, report
+    ):
+        victim = settled_pods[0]
+        traffic = BackgroundTraffic(endpoint)
+        with traffic.running():
+            started = time.monotonic()
+            deployment.delete_pod(victim)
+            pods = deployment.wait_settled(target.replicas, timeout=RECOVERY_DEADLINE)
+            recovered = time.monotonic() - started
+        run.timer.note(
+            f"deleted {victim}: {target.replicas} ready again in {recovered:.1f} s; "
+            f"{traffic.summary()}"
+        )
+        report.figures["pod_deletion"] = {
+            "recovery_seconds": round(recovered, 1),
+            "requests": len(traffic.outcomes),
+            "error_ratio": traffic.error_ratio(),
+        }
+        assert victim not in pods
+        assert len(pods) == target.replicas
+        assert traffic.error_ratio() <= MAX_ERROR_RATIO_ON_POD_DELETION, traffic.summary()
+
+    def test_rollout_restart_fails_no_request(
+        self, deployment, settled_pods, endpoint, target, run, report
+    ):
+        traffic = BackgroundTraffic(endpoint)
+        with traffic.running():
+            started = time.monotonic()
+            deployment.rollout_restart()
+            pods = deployment.wait_settled(target.replicas, timeout=ROLLOUT_DEADLINE)
+            took = time.monotonic() - started
+        run.timer.note(f"rollout restart done in {took:.1f} s; {traffic.summary()}")
+        report.figures["rollout_restart"] = {
+            "seconds": round(took, 1),
+            "requests": len(traffic.outcomes),
+            "failed": len(traffic.failures),
+        }
+        assert not set(pods) & set(settled_pods), "some pods were not replaced"
+        assert not traffic.failures, traffic.summary()

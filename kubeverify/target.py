@@ -1,0 +1,265 @@
+"""The target description: what to verify, written once by the user as a small TOML file.
+
+Every path in it is relative to the file itself. Loading checks every field and names the
+file and the field in each error, so that a typo fails before any cluster is touched.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_POD_HEADER = "X-Pod-Name"
+DEFAULT_WORKERS = 2
+
+
+class TargetError(ValueError):
+    """The target file is missing, is not TOML, or a field is wrong; the message says which."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int | None = None  # the Service's port, for kubectl port-forward
+    url: str | None = None  # how this machine reaches it (kind: a published NodePort)
+
+    @property
+    def host_port(self) -> int | None:
+        """The loopback port kind must publish for `url`, when the URL is on 127.0.0.1."""
+        if not self.url:
+            return None
+        parts = urlsplit(self.url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            return None
+        return parts.port or 80
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request every pod must answer well: the request the checks send as traffic."""
+
+    method: str = "GET"
+    path: str = "/"
+    json: Any = None
+    status: int = 200
+    expect_json: dict[str, Any] | None = None  # a subset the JSON answer must contain
+
+    def json_problem(self, body: Any) -> str | None:
+        """None when the answer holds `expect_json` (or nothing is expected), else what is
+        wrong. `body` is a callable that parses the JSON answer: called only when needed."""
+        if self.expect_json is None:
+            return None
+        try:
+            answer = body()
+        except ValueError as error:
+            return f"answer is not JSON: {error}"
+        if not isinstance(answer, dict):
+            return f"answer is not a JSON object: {answer!r:.80}"
+        wrong = {k: answer.get(k) for k, v in self.expect_json.items() if answer.get(k) != v}
+        if wrong:
+            return f"answer has {wrong}, expected {self.expect_json}"
+        return None
+
+
+@dataclass(frozen=True)
+class Image:
+    tag: str
+    context: Path | None = None  # build from here; None: load `tag` as it is
+    dockerfile: Path | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    source: Path  # the file this came from
+    name: str  # the Deployment
+    selector: str  # label selector of its pods
+    manifests: Path  # a directory of YAML files, or of a kustomization
+    image: Image
+    services: tuple[Service, ...]
+    probe: Probe
+    replicas: int = 3
+    namespace: str = "default"
+    pod_header: str = DEFAULT_POD_HEADER
+    node_header: str | None = None
+    cluster_name: str = "kubeverify"
+    kind_config: Path | None = None  # None: generated from `workers` and the services' ports
+    workers: int = DEFAULT_WORKERS
+    container: str | None = None  # the container whose image is set; None: the first
+
+    @property
+    def base_url(self) -> str:
+        """The first service URL: where traffic is sent from this machine."""
+        return next(s.url for s in self.services if s.url).rstrip("/")  # load() ensures one
+
+    @property
+    def kustomize(self) -> bool:
+        return (self.manifests / "kustomization.yaml").is_file()
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+
+_TOP = {
+    "deployment",
+    "selector",
+    "manifests",
+    "replicas",
+    "namespace",
+    "image",
+    "services",
+    "identity",
+    "probe",
+    "cluster",
+    "container",
+}
+
+
+def load(path: str | Path) -> Target:
+    path = Path(path).expanduser()
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise TargetError(f"target file {path} does not exist") from error
+    except tomllib.TOMLDecodeError as error:
+        raise TargetError(f"target file {path} is not valid TOML: {error}") from error
+    return parse(document, path.resolve())
+
+
+def parse(document: dict[str, Any], source: Path) -> Target:
+    fields = _Fields(document, source)
+    fields.unknown(document, _TOP, "")
+    here = source.parent
+    manifests = here / fields.text(document, "manifests")
+    if not manifests.is_dir():
+        fields.fail("manifests", f"{manifests} is not a directory")
+    image_table = fields.table(document, "image")
+    fields.unknown(image_table, {"tag", "build", "dockerfile"}, "image.")
+    context = fields.text(image_table, "build", "image.", required=False)
+    dockerfile = fields.text(image_table, "dockerfile", "image.", required=False)
+    if dockerfile and not context:
+        fields.fail("image.dockerfile", "needs image.build, the context it builds in")
+    image = Image(
+        tag=fields.text(image_table, "tag", "image."),
+        context=here / context if context else None,
+        dockerfile=here / context / dockerfile if context and dockerfile else None,
+    )
+    if image.context and not (image.dockerfile or image.context / "Dockerfile").is_file():
+        fields.fail("image.build", f"no Dockerfile in {image.context}")
+    services = tuple(fields.service(entry, i) for i, entry in enumerate(fields.services()))
+    if not any(service.url for service in services):
+        fields.fail("services", "at least one service needs a url this machine reaches it at")
+    identity = fields.table(document, "identity", required=False)
+    fields.unknown(identity, {"pod_header", "node_header"}, "identity.")
+    probe_table = fields.table(document, "probe")
+    fields.unknown(probe_table, {"method", "path", "json", "status", "expect_json"}, "probe.")
+    probe_path = fields.text(probe_table, "path", "probe.")
+    if not probe_path.startswith("/"):
+        fields.fail("probe.path", f"must start with '/', not {probe_path!r}")
+    expect_json = probe_table.get("expect_json")
+    if expect_json is not None and not isinstance(expect_json, dict):
+        fields.fail("probe.expect_json", "must be a table (the subset the answer must contain)")
+    cluster = fields.table(document, "cluster", required=False)
+    fields.unknown(cluster, {"name", "kind_config", "workers"}, "cluster.")
+    kind_config = fields.text(cluster, "kind_config", "cluster.", required=False)
+    if kind_config and not (here / kind_config).is_file():
+        fields.fail("cluster.kind_config", f"{here / kind_config} does not exist")
+    return Target(
+        source=source,
+        name=fields.text(document, "deployment"),
+        selector=fields.text(document, "selector"),
+        manifests=manifests,
+        image=image,
+        services=services,
+        probe=Probe(
+            method=fields.text(probe_table, "method", "probe.", required=False, default="GET"),
+            path=probe_path,
+            json=probe_table.get("json"),
+            status=fields.integer(probe_table, "status", "probe.", default=200, low=100, high=599),
+            expect_json=expect_json,
+        ),
+        replicas=fields.integer(document, "replicas", default=3, low=2, high=50),
+        namespace=fields.text(document, "namespace", required=False, default="default"),
+        pod_header=fields.text(
+            identity, "pod_header", "identity.", required=False, default=DEFAULT_POD_HEADER
+        ),
+        node_header=fields.text(identity, "node_header", "identity.", required=False),
+        cluster_name=fields.text(cluster, "name", "cluster.", required=False, default="kubeverify"),
+        kind_config=here / kind_config if kind_config else None,
+        workers=fields.integer(
+            cluster, "workers", "cluster.", default=DEFAULT_WORKERS, low=1, high=10
+        ),
+        container=fields.text(document, "container", required=False),
+    )
+
+
+class _Fields:
+    """Typed reads from the parsed TOML, each error naming the file and the field."""
+
+    def __init__(self, document: dict[str, Any], source: Path) -> None:
+        self.document = document
+        self.source = source
+
+    def fail(self, name: str, why: str):
+        raise TargetError(f"{self.source}: {name}: {why}")
+
+    def unknown(self, table: dict[str, Any], known: set[str], prefix: str) -> None:
+        extra = sorted(set(table) - known)
+        if extra:
+            self.fail(prefix + extra[0], f"unknown field (known: {', '.join(sorted(known))})")
+
+    def table(self, parent: dict, key: str, required: bool = True) -> dict[str, Any]:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                self.fail(key, "missing table")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, not {type(value).__name__}")
+        return value
+
+    def text(
+        self,
+        parent: dict,
+        key: str,
+        prefix: str = "",
+        required: bool = True,
+        default: str | None = None,
+    ):
+        value = parent.get(key)
+        if value is None:
+            if required:
+                self.fail(prefix + key, "missing")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.fail(prefix + key, f"must be a non-empty string, not {value!r}")
+        return value
+
+    def integer(
+        self, parent: dict, key: str, prefix: str = "", *, default: int, low: int, high: int
+    ) -> int:
+        value = parent.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(prefix + key, f"must be a whole number in {low}..{high}, not {value!r}")
+        return value
+
+    def services(self) -> list[dict[str, Any]]:
+        entries = self.document.get("services")
+        if not isinstance(entries, list) or not entries:
+            self.fail("services", "missing: at least one [[services]] table")
+        return entries
+
+    def service(self, entry: Any, index: int) -> Service:
+        prefix = f"services[{index}]."
+        if not isinstance(entry, dict):
+            self.fail(prefix[:-1], "must be a table")
+        self.unknown(entry, {"name", "port", "url"}, prefix)
+        url = self.text(entry, "url", prefix, required=False)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            self.fail(prefix + "url", f"must be an http(s) URL, not {url!r}")
+        port = entry.get("port")
+        if port is not None:
+            port = self.integer(entry, "port", prefix, default=0, low=1, high=65535)
+        return Service(name=self.text(entry, "name", prefix), port=port, url=url)
