@@ -37,6 +37,7 @@ class Run:
 
     timer: PhaseTimer
     report: RunReport = field(default_factory=RunReport)
+    target: Target | None = None
     stage: Stage | None = None
     suites: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     started: float = field(default_factory=time.monotonic)
@@ -103,14 +104,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN] = Run(timer=PhaseTimer(say=say, prefix="[kubeverify]"))
 
 
-def target_path(config: pytest.Config) -> Path:
+def target_path(config: pytest.Config) -> Path | None:
     given = config.getoption("target")
     if given:
         return Path(given)
     ini = config.getini("kubeverify_target")
     if ini:
         return Path(config.inipath).parent / ini if config.inipath else Path(ini)
-    raise pytest.UsageError("kubeverify needs a target file: --target PATH (or kubeverify_target)")
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A target file given is checked before anything runs: one line names the mistake."""
+    path = target_path(session.config)
+    if path is not None:
+        try:
+            session.config.stash[RUN].target = load(path)
+        except TargetError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def _interrupt_on_termination() -> None:
@@ -129,12 +140,13 @@ def run(pytestconfig: pytest.Config) -> Run:
 
 
 @pytest.fixture(scope="session")
-def target(pytestconfig: pytest.Config) -> Target:
-    """The target description, loaded and checked once."""
-    try:
-        return load(target_path(pytestconfig))
-    except TargetError as error:
-        raise pytest.UsageError(str(error)) from None
+def target(run: Run) -> Target:
+    """The target description, loaded and checked once, at the start of the session."""
+    if run.target is None:
+        raise pytest.UsageError(
+            "kubeverify needs a target file: --target PATH (or the kubeverify_target ini value)"
+        )
+    return run.target
 
 
 @pytest.fixture(scope="session")
