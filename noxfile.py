@@ -72,7 +72,7 @@ def example(session: nox.Session) -> None:
     toolchain_env = offline_env_file(session)
     session.run(
         "python", "-m", "kubeverify", "examples/echo/verify.toml",
-        "--toolchain-env", toolchain_env, *session.posargs,
+        "--toolchain-env", toolchain_env, "--reports-dir", "reports/echo", *session.posargs,
     )  # fmt: skip
 
 

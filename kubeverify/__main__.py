@@ -4,8 +4,13 @@ balance, resilience) on the target, with no test code: pytest on kubeverify.chec
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
+
+# A path, not --pyargs: with a name pytest cannot find as a path, it falls back to the
+# working directory's `testpaths` and loads their conftests, which may need another project.
+CHECKS = Path(__file__).resolve().parent / "checks"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     target, rest = argv[0], argv[1:]
-    return int(pytest.main(["--target", target, "--pyargs", "kubeverify.checks", *rest]))
+    return int(pytest.main(["--target", target, str(CHECKS), *rest]))
 
 
 if __name__ == "__main__":
