@@ -1,15 +1,20 @@
 """The cluster the checks run against, from creation (or reuse) to deletion.
 
-Two kinds of cluster, one interface (`up`, `load_image`, `down`): a kind cluster, created
-through pytest-kind from the target's kind config (or one generated from its worker count and
-published ports), and an existing cluster that is only used, in a namespace of the run's own.
-A run deletes only what it created: a kind cluster that was there before it is reused and left.
+Two kinds of cluster, one interface (`up`, `load_image`, `down`): a kind cluster, created from
+the target's kind config (or one generated from its worker count and published ports), and an
+existing cluster that is only used, in a namespace of the run's own.
+
+A run deletes only what it created. A kind cluster of the same name that was there before is
+reused when it matches the config (node roles, published ports), with a kubeconfig fetched
+fresh from kind, and left as it was; when it does not match, the run stops with one line
+naming the way out. The same holds for the `kind` Docker network.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,40 +22,81 @@ from pathlib import Path
 import yaml
 from pytest_kind import KindCluster
 
+from kubeverify import preflight
 from kubeverify.image import containerd_reference
 from kubeverify.kube import KubeTarget
+from kubeverify.preflight import PreflightError
+from kubeverify.processes import stream
 from kubeverify.target import Target
 from kubeverify.timing import PhaseTimer
 from kubeverify.toolchain import Toolchain
 from kubeverify.waiting import Observation, wait_until
 
 NODES_READY_TIMEOUT = 180
+CREATE_TIMEOUT = 600
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
+ROLE_LABEL = "io.x-k8s.kind.role"
 
 
-def kind_config(target: Target) -> dict:
+def kind_config(target: Target, publish_port: int | None = None) -> dict:
     """The target's kind config: its own file, or one control plane and `workers` workers, the
-    control plane publishing every loopback service URL's port from the same NodePort."""
+    control plane publishing every loopback service URL's port from the same NodePort.
+    `publish_port` moves the first service URL's host port there."""
     if target.kind_config:
-        return yaml.safe_load(target.kind_config.read_text())
-    control_plane: dict = {"role": "control-plane"}
-    ports = sorted({s.host_port for s in target.services if s.host_port})
-    if ports:
-        control_plane["extraPortMappings"] = [
-            {"containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP"}
-            for p in ports
-        ]
+        config = yaml.safe_load(target.kind_config.read_text())
+    else:
+        control_plane: dict = {"role": "control-plane"}
+        ports = sorted({s.host_port for s in target.services if s.host_port})
+        if ports:
+            control_plane["extraPortMappings"] = [
+                {"containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP"}
+                for p in ports
+            ]
+        config = {
+            "kind": "Cluster",
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [control_plane] + [{"role": "worker"}] * target.workers,
+        }
+    if publish_port is not None:
+        moved = next(s.host_port for s in target.services if s.url)
+        mappings = [m for node in config["nodes"] for m in node.get("extraPortMappings", [])]
+        for mapping in mappings:
+            if mapping.get("hostPort") == moved:
+                mapping["hostPort"] = publish_port
+    return config
+
+
+def published_ports(config: dict) -> dict[int, tuple[str, int]]:
+    """hostPort -> (listen address, containerPort) for every extraPortMapping."""
     return {
-        "kind": "Cluster",
-        "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "nodes": [control_plane] + [{"role": "worker"}] * target.workers,
+        m["hostPort"]: (m.get("listenAddress", "0.0.0.0"), m["containerPort"])
+        for node in config["nodes"]
+        for m in node.get("extraPortMappings", [])
     }
 
 
-def _binary(preferred: str | None, name: str) -> Path | None:
-    """The toolchain's binary, else one on PATH; None lets pytest-kind download its own."""
-    found = preferred or shutil.which(name)
-    return Path(found) if found else None
+def config_mismatch(config: dict, roles: list[str], ports: dict[int, tuple[str, int]]) -> str:
+    """What differs between a kind config and a running cluster ('' when nothing does)."""
+    wanted_roles = sorted(node["role"] for node in config["nodes"])
+    problems = []
+    if sorted(roles) != wanted_roles:
+        problems.append(f"nodes {sorted(roles)}, not {wanted_roles}")
+    for host_port, mapping in sorted(published_ports(config).items()):
+        if ports.get(host_port) != mapping:
+            problems.append(
+                f"host port {host_port} published from {ports.get(host_port) or 'nothing'}, "
+                f"not {mapping}"
+            )
+    return "; ".join(problems)
+
+
+def port_taken(port: int, address: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return True
+    return False
 
 
 def wait_nodes_ready(kube: KubeTarget, count: int, timeout: float = NODES_READY_TIMEOUT) -> None:
@@ -68,8 +114,8 @@ def wait_nodes_ready(kube: KubeTarget, count: int, timeout: float = NODES_READY_
 
 
 class KindProjectCluster:
-    """A kind cluster named by the target: reused when it exists (and then never deleted),
-    else created, and deleted at the end unless kept."""
+    """A kind cluster named by the target: reused when one that matches exists (and then never
+    deleted), else created, and deleted at the end unless kept."""
 
     def __init__(
         self,
@@ -78,58 +124,97 @@ class KindProjectCluster:
         timer: PhaseTimer,
         name: str | None = None,
         keep: bool = False,
+        publish_port: int | None = None,
     ) -> None:
         self.name = name or target.cluster_name
         self.target = target
         self.keep = keep
         self.timer = timer
         self.toolchain = toolchain
+        self.kind = preflight.kind_binary(toolchain.kind)
+        self.kubectl = preflight.kubectl_binary(toolchain.kubectl)
         self.cluster = KindCluster(
             self.name,
             image=toolchain.node_image,
-            kind_path=_binary(toolchain.kind, "kind"),
-            kubectl_path=_binary(toolchain.kubectl, "kubectl"),
+            kind_path=Path(self.kind),
+            kubectl_path=Path(self.kubectl),
         )
-        self.config = kind_config(target)
+        self.config = kind_config(target, publish_port)
         self.created = False
         self.network_existed = True
 
-    @property
-    def kind(self) -> str:
-        return str(self.cluster.kind_path)
-
     def exists(self) -> bool:
-        self.cluster.ensure_kind()
         return self.name in _run([self.kind, "get", "clusters"]).split()
 
     def up(self) -> KubeTarget:
+        preflight.docker_engine()
         reused = self.exists()
+        if reused:
+            self._check_reusable()
+        else:
+            preflight.memory_for(len(self.config["nodes"]))
+            for port, (address, _) in published_ports(self.config).items():
+                if port_taken(port, "127.0.0.1" if address == "0.0.0.0" else address):
+                    raise PreflightError(
+                        f"{address}:{port}, which the kind config publishes, is taken: free it, "
+                        "or publish the Service elsewhere with --publish-port N"
+                    )
         self.network_existed = _docker_network_exists(KIND_NETWORK)
+        kubeconfig = self.cluster.kubeconfig_path
         phase = f"reuse cluster {self.name}" if reused else f"create cluster {self.name}"
         with self.timer.phase(phase):
             if reused:
                 # Fresh from kind: a kubeconfig file left by an earlier run may point elsewhere.
-                self.cluster.kubeconfig_path.write_text(
-                    _run([self.kind, "get", "kubeconfig", "--name", self.name])
-                )
-            try:
-                config_file = self.cluster.path / "kind-config.yaml"
-                config_file.write_text(yaml.safe_dump(self.config))
-                self.cluster.create(config_file=config_file)
-                self.created = not reused
-                self.cluster.ensure_kubectl()
-                kube = KubeTarget(
-                    self.cluster.kubeconfig_path,
-                    str(self.cluster.kubectl_path),
-                    namespace=self.target.namespace,
-                )
-                wait_nodes_ready(kube, count=len(self.config["nodes"]))
-            except BaseException:
-                # A half-created cluster is still a cluster left behind.
-                if not reused and not self.keep:
-                    self._delete()
-                raise
+                kubeconfig.write_text(_run([self.kind, "get", "kubeconfig", "--name", self.name]))
+                kubeconfig.chmod(0o600)
+            else:
+                self._create(kubeconfig)
+            kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
+            wait_nodes_ready(kube, count=len(self.config["nodes"]))
         return kube
+
+    def _create(self, kubeconfig: Path) -> None:
+        config_file = self.cluster.path / "kind-config.yaml"
+        config_file.write_text(yaml.safe_dump(self.config))
+        command = [
+            self.kind, "create", "cluster", "--name", self.name, "--config", str(config_file),
+            "--kubeconfig", str(kubeconfig),
+        ]  # fmt: skip
+        if self.toolchain.node_image:
+            command += ["--image", self.toolchain.node_image]
+        try:
+            code, output = stream(command, self.timer.say, timeout=CREATE_TIMEOUT)
+        except BaseException:
+            # Interrupted or hung: kind may have made nodes of a cluster that is this run's.
+            self.created = self.exists()
+            raise
+        if code != 0:
+            # kind removes the nodes of a create that failed; a cluster of this name that is
+            # there now was made by someone else meanwhile, and is left alone.
+            raise RuntimeError(f"kind create cluster {self.name} failed ({code}): {output[-5:]}")
+        self.created = True
+
+    def _check_reusable(self) -> None:
+        nodes = _run([self.kind, "get", "nodes", "--name", self.name]).split()
+        roles = [_inspect(node, f'{{{{index .Config.Labels "{ROLE_LABEL}"}}}}') for node in nodes]
+        ports: dict[int, tuple[str, int]] = {}
+        for node in nodes:
+            bindings = json.loads(_inspect(node, "{{json .HostConfig.PortBindings}}") or "{}")
+            for container_port, binds in (bindings or {}).items():
+                for bind in binds or []:
+                    if bind.get("HostPort"):
+                        ports[int(bind["HostPort"])] = (
+                            bind.get("HostIp") or "0.0.0.0",
+                            int(container_port.split("/")[0]),
+                        )
+        mismatch = config_mismatch(self.config, roles, ports)
+        if mismatch:
+            raise PreflightError(
+                f"a kind cluster named {self.name} exists but does not match the kind config "
+                f"this run needs ({mismatch}); it is left as it is: choose another name with "
+                f"--cluster-name, or delete it by hand: {self.kind} delete cluster --name "
+                f"{self.name}"
+            )
 
     def load_image(self, tag: str) -> None:
         image_id = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
@@ -138,12 +223,16 @@ class KindProjectCluster:
             self.timer.note(f"every node already has {tag} ({image_id[:19]}): not loaded")
             return
         with self.timer.phase(f"load image {tag} into the nodes"):
-            self.cluster.load_docker_image(tag)
+            code, output = stream(
+                [self.kind, "load", "docker-image", "--name", self.name, tag], self.timer.say
+            )
+            if code != 0:
+                raise RuntimeError(f"kind load docker-image {tag} failed ({code}): {output[-5:]}")
 
     def down(self) -> None:
         delete = f"{self.kind} delete cluster --name {self.name}"
         if not self.created:
-            self.timer.note(f"cluster {self.name} was there before this run: left as it was")
+            self.timer.note(f"cluster {self.name} was not created by this run: left as it was")
         elif self.keep:
             self.timer.note(
                 f"kept cluster {self.name} (kubeconfig {self.cluster.kubeconfig_path}); the next "
@@ -177,7 +266,8 @@ class ExistingCluster:
     ) -> None:
         kubectl = shutil.which("kubectl")
         if not kubectl:
-            raise RuntimeError("existing-cluster mode needs kubectl on PATH")
+            raise PreflightError("existing-cluster mode needs kubectl on PATH")
+        self.given_namespace = namespace is not None
         self.namespace = namespace or f"kubeverify-{uuid.uuid4().hex[:8]}"
         self.kube = KubeTarget(kubeconfig, kubectl, context=context, namespace=self.namespace)
         self.timer = timer
@@ -187,9 +277,10 @@ class ExistingCluster:
     def up(self) -> KubeTarget:
         with self.timer.phase(f"connect to existing cluster ({self.kube.context or 'current'})"):
             self.kube.core.list_node()
-            self.kube.kubectl("create", "namespace", self.namespace)
-            self.created = True
-        self.timer.note(f"created namespace {self.namespace} for this run")
+            if not self.given_namespace:
+                self.kube.kubectl("create", "namespace", self.namespace)
+                self.created = True
+                self.timer.note(f"created namespace {self.namespace} for this run")
         return self.kube
 
     def load_image(self, tag: str) -> None:
@@ -197,6 +288,7 @@ class ExistingCluster:
 
     def down(self) -> None:
         if not self.created:
+            self.timer.note(f"namespace {self.namespace} was not created by this run: left")
             return
         if self.keep:
             self.timer.note(
@@ -210,6 +302,10 @@ class ExistingCluster:
 
 def _run(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _inspect(container: str, template: str) -> str:
+    return _run(["docker", "inspect", "--format", template, container]).strip()
 
 
 def _node_has_image(node: str, tag: str, image_id: str) -> bool:

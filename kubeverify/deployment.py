@@ -124,11 +124,14 @@ class Deployment:
         )
         return Observation(done, detail)
 
-    def wait_settled(self, replicas: int, timeout: float = SETTLE_TIMEOUT) -> list[str]:
-        """Wait for `settled`; return the ready pods' names."""
+    def wait_settled(
+        self, replicas: int, timeout: float = SETTLE_TIMEOUT, progress=None
+    ) -> list[str]:
+        """Wait for `settled`; return the ready pods' names. `progress` hears of a long wait."""
         wait_until(
             lambda: self.settled(replicas),
             what=f"{self.name} settled at {replicas} replicas",
             timeout=timeout,
+            progress=progress,
         )
         return [pod.name for pod in self.pods()]

@@ -7,6 +7,7 @@ and the target file only, so that it runs with nothing else installed.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeverify.processes import stream
 from kubeverify.target import Image, TargetError, load
 from kubeverify.toolchain import ENV_FILE_VARIABLE, Toolchain, detect
 
@@ -62,30 +64,18 @@ def build_image(
     say(f"[image] build {tag} (base image: {base}) ...")
     start = time.monotonic()
     try:
-        build = subprocess.run(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-        )
+        code, output = stream(command, say, show=is_build_step, timeout=BUILD_TIMEOUT_S)
     except FileNotFoundError as e:
         raise ImageBuildError("the docker client is not installed (no `docker` on PATH)") from e
-    except subprocess.TimeoutExpired as e:
-        output = e.stdout or ""  # bytes here even with text=True
-        if isinstance(output, bytes):
-            output = output.decode(errors="replace")
+    except TimeoutError as e:
         raise ImageBuildError(
-            f"docker build of {tag} took longer than {BUILD_TIMEOUT_S} s\n{_tail(output)}"
+            f"docker build of {tag} took longer than {BUILD_TIMEOUT_S} s: {e}"
         ) from e
     seconds = time.monotonic() - start
-    if build.returncode != 0:
+    if code != 0:
         say(f"[image] build {tag} failed after {seconds:.1f} s")
         raise ImageBuildError(
-            f"docker build of {tag} exited {build.returncode}: {' '.join(command)}\n"
-            f"{_tail(build.stdout)}"
+            f"docker build of {tag} exited {code}: {' '.join(command)}\n{_tail(output)}"
         )
     inspect = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", tag],
@@ -122,8 +112,14 @@ def containerd_reference(tag: str) -> str:
     return f"docker.io/{tag}"
 
 
-def _tail(output: str, lines: int = TAIL_LINES) -> str:
-    kept = output.rstrip().splitlines()[-lines:]
+def is_build_step(line: str) -> bool:
+    """The line that starts a build step: `Step 3/12 : RUN ...` from Docker's classic builder,
+    `#7 [deps 2/4] RUN ...` from BuildKit's plain progress."""
+    return line.startswith("Step ") or re.match(r"#\d+ \[", line) is not None
+
+
+def _tail(output: list[str], lines: int = TAIL_LINES) -> str:
+    kept = output[-lines:]
     return "--- last lines of docker build ---\n" + "\n".join(kept)
 
 

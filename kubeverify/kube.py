@@ -86,21 +86,41 @@ class KubeTarget:
     def apps(self) -> k8s.AppsV1Api:
         return k8s.AppsV1Api(self.api)
 
+    def version(self) -> k8s.VersionInfo:
+        return k8s.VersionApi(self.api).get_code()
+
     def pods(self, selector: str) -> list[PodState]:
         items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
 
+    @cached_property
+    def endpoint_slice_version(self) -> str:
+        """discovery.k8s.io/v1 where the server has it (Kubernetes 1.21 and later), else
+        v1beta1 (1.17 to 1.24): the Endpoints API is deprecated from 1.33 on."""
+        group = self._get("/apis/discovery.k8s.io")
+        served = {version["version"] for version in group.get("versions", [])}
+        return "v1" if "v1" in served else "v1beta1"
+
     def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
-        """Pod names behind a Service: (ready addresses, not-ready addresses)."""
-        endpoints = self.core.read_namespaced_endpoints(service, self.namespace)
-        ready: set[str] = set()
-        not_ready: set[str] = set()
-        for subset in endpoints.subsets or []:
-            ready |= {a.target_ref.name for a in subset.addresses or [] if a.target_ref}
-            not_ready |= {
-                a.target_ref.name for a in subset.not_ready_addresses or [] if a.target_ref
-            }
-        return ready, not_ready
+        """Pod names behind a Service, from its EndpointSlices: (ready, not ready)."""
+        slices = self._get(
+            f"/apis/discovery.k8s.io/{self.endpoint_slice_version}/namespaces/"
+            f"{self.namespace}/endpointslices",
+            labelSelector=f"kubernetes.io/service-name={service}",
+        )
+        return endpoint_slice_pods(slices.get("items", []))
+
+    def _get(self, path: str, **query: str) -> dict:
+        """A GET of any API path as plain JSON, with the client's own authentication."""
+        return self.api.call_api(
+            path,
+            "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            response_type="object",
+            _return_http_data_only=True,
+        )
 
     def nodes(self) -> dict[str, bool]:
         """Node name -> whether it is a control-plane node."""
@@ -125,6 +145,23 @@ class KubeTarget:
             yield f"http://127.0.0.1:{_forwarded_port(process, timeout)}"
         finally:
             stop(process)
+
+
+def endpoint_slice_pods(slices: list[dict]) -> tuple[set[str], set[str]]:
+    """(ready, not ready) pod names in EndpointSlices as the API gives them (v1 and v1beta1
+    alike). A terminating endpoint that still serves is not ready: traffic no longer goes
+    there."""
+    ready: set[str] = set()
+    not_ready: set[str] = set()
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            reference = endpoint.get("targetRef") or {}
+            if reference.get("kind") != "Pod" or not reference.get("name"):
+                continue
+            # Unset means ready: the API's own rule for this field.
+            is_ready = (endpoint.get("conditions") or {}).get("ready") is not False
+            (ready if is_ready else not_ready).add(reference["name"])
+    return ready, not_ready
 
 
 def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kubeverify.preflight import PreflightError
 from kubeverify.report import RunReport
 from kubeverify.target import Target, TargetError, load
 from kubeverify.timing import PhaseTimer, format_table
@@ -84,6 +85,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="where the Service is reached from this machine; default: the target's first "
         "service url",
+    )
+    group.addoption(
+        "--publish-port",
+        type=int,
+        default=None,
+        help="kind: publish the Service on this 127.0.0.1 port instead of the target url's "
+        "(the kind config is rewritten to match)",
     )
     group.addoption(
         "--reports-dir", default="reports", help="where the JSON summary and chart go (reports)"
@@ -158,6 +166,11 @@ def stage(pytestconfig: pytest.Config, run: Run, target: Target):
     name = option("cluster_name", None)
     options = Options(
         toolchain_env=option("toolchain_env"),
+        # pytest-kind's own options, honoured here as their help says.
+        kind_bin=option("kind_bin", None),
+        kubectl_bin=option("kind_kubectl_bin", None),
+        node_image=option("kind_image", None),
+        publish_port=option("publish_port"),
         cluster_name=None if name in (None, PYTEST_KIND_DEFAULT_NAME) else name,
         keep=bool(option("keep_cluster", False)),
         kubeconfig=Path(option("kubeconfig")) if option("kubeconfig", None) else None,
@@ -169,8 +182,12 @@ def stage(pytestconfig: pytest.Config, run: Run, target: Target):
     run.stage = Stage(target, options, run.timer)
     _interrupt_on_termination()
     try:
-        run.stage.up()
+        try:
+            run.stage.up()
+        except PreflightError as error:
+            pytest.exit(f"kubeverify: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         run.report.toolchain = "; ".join(run.stage.notes)
+        run.report.versions = run.stage.versions
         yield run.stage
     finally:
         run.stage.down()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # numpy and scipy only where verdicts are made
 @dataclass
 class RunReport:
     toolchain: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
     distributions: dict[str, BalanceVerdict] = field(default_factory=dict)
     figures: dict[str, object] = field(default_factory=dict)
 
@@ -33,6 +34,7 @@ class RunReport:
             json.dumps(
                 {
                     "toolchain": self.toolchain,
+                    "versions": self.versions,
                     "phases_seconds": dict(phases),
                     "suites_seconds": dict(suites),
                     "distributions": {

@@ -7,9 +7,11 @@ Locust runner both go through it, so there is one way to set the stage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from kubeverify import versions
 from kubeverify.cluster import ExistingCluster, KindProjectCluster
 from kubeverify.deployment import Deployment
 from kubeverify.image import ImageInfo, build_target_image
@@ -27,6 +29,10 @@ class Options:
     """How the user asked the stage to be set (the plugin's command-line options)."""
 
     toolchain_env: str | None = None
+    kind_bin: str | None = None  # these three win over the toolchain's
+    kubectl_bin: str | None = None
+    node_image: str | None = None
+    publish_port: int | None = None  # kind: publish the Service on this loopback port
     cluster_name: str | None = None
     keep: bool = False  # keep the kind cluster, or the existing cluster's namespace
     kubeconfig: Path | None = None  # existing-cluster mode when this or context is given
@@ -50,10 +56,21 @@ class Stage:
     kube: KubeTarget | None = None
     image_info: ImageInfo | None = None
     notes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        if self.options.base_url:
+            return self.options.base_url
+        if self.options.publish_port and not self.options.existing_cluster:
+            parts = urlsplit(self.target.base_url)
+            netloc = f"{parts.hostname}:{self.options.publish_port}"
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.target.base_url
 
     @property
     def endpoint(self) -> Endpoint:
-        return Endpoint.of(self.target, self.options.base_url)
+        return Endpoint.of(self.target, self.base_url)
 
     def up(self) -> KubeTarget:
         options = self.options
@@ -64,13 +81,34 @@ class Stage:
             )
             self.notes.append("existing cluster")
         else:
-            self.toolchain = detect(options.toolchain_env)
+            self.toolchain = replace(
+                detect(options.toolchain_env),
+                **{
+                    name: value
+                    for name, value in (
+                        ("kind", options.kind_bin),
+                        ("kubectl", options.kubectl_bin),
+                        ("node_image", options.node_image),
+                    )
+                    if value
+                },
+            )
             self.timer.note(f"toolchain: {self.toolchain.describe()}")
             self.notes.append(self.toolchain.describe())
             self.cluster = KindProjectCluster(
-                self.target, self.toolchain, self.timer, options.cluster_name, options.keep
+                self.target,
+                self.toolchain,
+                self.timer,
+                options.cluster_name,
+                options.keep,
+                options.publish_port,
             )
         self.kube = self.cluster.up()
+        kind = self.cluster.kind if isinstance(self.cluster, KindProjectCluster) else None
+        self.versions = versions.collect(self.kube, kind, getattr(self.cluster, "name", None))
+        self.timer.note(f"verifying on: {versions.start_line(self.versions)}")
+        for warning in versions.warnings(self.versions):
+            self.timer.note(f"warning: {warning}")
         return self.kube
 
     def image(self) -> str:
@@ -93,7 +131,7 @@ class Stage:
         deployment = Deployment(self.kube, self.target, image)
         with self.timer.phase(f"rollout of {replicas} replicas"):
             deployment.apply(replicas)
-            pods = deployment.wait_settled(replicas)
+            pods = deployment.wait_settled(replicas, progress=self.timer.note)
             wait_until_every_pod_answers(self.endpoint, pods, timeout=SERVICE_ANSWER_TIMEOUT)
         return deployment
 

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeverify.preflight import PreflightError
+
 REGISTRY_PROBE_URL = "https://registry-1.docker.io/v2/"
 CHOICE_VARIABLE = "KUBEVERIFY_TOOLCHAIN"
 ENV_FILE_VARIABLE = "KUBEVERIFY_TOOLCHAIN_ENV"
@@ -76,7 +78,7 @@ def detect(env_file: str | Path | None = None, choice: str | None = None) -> Too
         return Toolchain(offline=False, reason="the public registry answers")
     env_file = env_file or os.environ.get(ENV_FILE_VARIABLE)
     if not env_file or not Path(env_file).is_file():
-        raise RuntimeError(
+        raise PreflightError(
             "no container registry is reachable and no offline toolchain env file "
             f"{'exists at ' + str(env_file) if env_file else 'is given'} "
             f"(--toolchain-env or {ENV_FILE_VARIABLE})"

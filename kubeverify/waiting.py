@@ -26,19 +26,27 @@ def wait_until(
     interval: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[str], None] | None = None,
+    progress_every: float = 10.0,
 ) -> Observation:
     """Call `check` until it says done; at the deadline raise with its last detail.
 
     The check always runs once more at the deadline itself, so a state reached during the last
-    interval counts, and a zero timeout still looks once.
+    interval counts, and a zero timeout still looks once. With `progress`, a long wait says
+    every `progress_every` seconds how long it has waited and what it last saw.
     """
     if timeout < 0 or interval <= 0:
         raise ValueError(f"timeout must be >= 0 and interval > 0, not {timeout} and {interval}")
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+    next_progress = started + progress_every
     while True:
         seen = check()
         if seen.done:
             return seen
+        if progress and clock() >= next_progress:
+            progress(f"{what}: {clock() - started:.0f} s so far; {seen.detail}")
+            next_progress = clock() + progress_every
         remaining = deadline - clock()
         if remaining <= 0:
             raise DeadlineExceeded(

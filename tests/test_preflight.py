@@ -1,0 +1,139 @@
+"""Checks before a cluster is made, the ownership rule for reusing one, and what a run records
+of the cluster it ran on: pure logic, no cluster."""
+
+import pytest
+
+from kubeverify import preflight
+from kubeverify.cluster import config_mismatch, kind_config, published_ports
+from kubeverify.kube import endpoint_slice_pods
+from kubeverify.preflight import PreflightError
+from kubeverify.target import load
+from kubeverify.versions import proxy_mode, start_line, warnings
+from tests.test_target import MINIMAL
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("said", "version"),
+    [
+        ("kind v0.27.0 go1.24.1 linux/amd64", (0, 27, 0)),
+        ("kind version 0.30.0", (0, 30, 0)),
+        ("v1.20.2", (1, 20, 2)),
+        ("nothing", None),
+    ],
+)
+def test_versions_are_read_from_what_the_tools_print(said, version):
+    assert preflight.parse_version(said) == version
+
+
+def _fake_kind(tmp_path, monkeypatch, said: str | None):
+    if said is not None:
+        kind = tmp_path / "kind"
+        kind.write_text(f"#!/bin/sh\necho '{said}'\n")
+        kind.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def test_kind_on_path_is_used_when_new_enough(tmp_path, monkeypatch):
+    _fake_kind(tmp_path, monkeypatch, "kind v0.29.0 go1.24 linux/amd64")
+    assert preflight.kind_binary() == str(tmp_path / "kind")
+
+
+def test_an_old_kind_on_path_is_refused_never_replaced_by_a_download(tmp_path, monkeypatch):
+    _fake_kind(tmp_path, monkeypatch, "kind v0.17.0 go1.19 linux/amd64")
+    with pytest.raises(
+        PreflightError, match=r"kind v0\.17\.0.*needs 0\.27\.0 or newer.*--kind-bin"
+    ):
+        preflight.kind_binary()
+
+
+def test_no_kind_anywhere_says_how_to_install_it(tmp_path, monkeypatch):
+    _fake_kind(tmp_path, monkeypatch, None)
+    with pytest.raises(PreflightError, match="no kind on PATH: install kind"):
+        preflight.kind_binary()
+    assert preflight.kind_binary("/given/kind") == "/given/kind"  # a given one is not judged
+
+
+def test_no_docker_engine_is_one_line_saying_how_to_start_one(tmp_path, monkeypatch):
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PreflightError) as error:
+        preflight.docker_engine()
+    assert "Cannot connect to the Docker daemon" in str(error.value)
+    assert "start it" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_memory_is_judged_per_node():
+    preflight.memory_for(3, available=3 * GIB)
+    with pytest.raises(PreflightError, match=r"has 2\.0 GiB .* of 3 nodes needs 3 GiB"):
+        preflight.memory_for(3, available=2 * GIB)
+
+
+def test_kubectl_more_than_one_minor_from_the_server_is_warned_about():
+    assert preflight.kubectl_skew("v1.21.0", "v1.20.2") is None
+    assert preflight.kubectl_skew("v1.20.2", "v1.20.2") is None
+    warning = preflight.kubectl_skew("v1.33.1", "v1.20.2")
+    assert "v1.33.1" in warning
+    assert "v1.20.2" in warning
+    assert warnings({"kubectl": "v1.33.1", "kubernetes": "v1.20.2"}) == [warning]
+
+
+@pytest.fixture
+def target(tmp_path):
+    (tmp_path / "manifests").mkdir()
+    path = tmp_path / "verify.toml"
+    path.write_text(MINIMAL)
+    return load(path)
+
+
+def test_a_cluster_is_reused_only_when_its_nodes_and_ports_match(target):
+    config = kind_config(target)
+    roles = ["control-plane", "worker", "worker"]
+    ports = {30099: ("127.0.0.1", 30099), 41234: ("127.0.0.1", 6443)}  # kind's API port too
+    assert config_mismatch(config, roles, ports) == ""
+    assert "nodes" in config_mismatch(config, ["control-plane", "worker"], ports)
+    moved = {30080: ("127.0.0.1", 30080)}
+    assert "host port 30099 published from nothing" in config_mismatch(config, roles, moved)
+
+
+def test_publish_port_moves_the_first_url_port_in_the_kind_config(target):
+    config = kind_config(target, publish_port=31000)
+    assert published_ports(config) == {31000: ("127.0.0.1", 30099)}
+
+
+def test_endpoint_slices_give_ready_and_not_ready_pods():
+    slices = [
+        {
+            "endpoints": [
+                {"conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "a"}},
+                {"conditions": {}, "targetRef": {"kind": "Pod", "name": "b"}},  # unset: ready
+                {"conditions": {"ready": False}, "targetRef": {"kind": "Pod", "name": "c"}},
+            ]
+        },
+        {"endpoints": None},  # a slice with no endpoints yet
+        {"endpoints": [{"conditions": {"ready": True}}]},  # no pod behind it: not counted
+    ]
+    assert endpoint_slice_pods(slices) == ({"a", "b"}, {"c"})
+
+
+@pytest.mark.parametrize(
+    ("config_conf", "mode"),
+    [
+        ("mode: ipvs\n", "ipvs"),
+        ('mode: ""\n', "iptables (the default)"),
+        ("kind: KubeProxyConfiguration\n", "iptables (the default)"),
+        (None, "unknown"),
+    ],
+)
+def test_kube_proxy_mode_is_read_from_its_configuration(config_conf, mode):
+    assert proxy_mode(config_conf) == mode
+
+
+def test_the_start_line_names_every_field():
+    assert start_line({"kind": "kind v0.27.0", "kubernetes": "v1.20.2"}) == (
+        "kind kind v0.27.0, kubernetes v1.20.2"
+    )
