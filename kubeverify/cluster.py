@@ -83,9 +83,11 @@ def config_mismatch(config: dict, roles: list[str], ports: dict[int, tuple[str, 
         problems.append(f"nodes {sorted(roles)}, not {wanted_roles}")
     for host_port, mapping in sorted(published_ports(config).items()):
         if ports.get(host_port) != mapping:
+            found = ports.get(host_port)
             problems.append(
-                f"host port {host_port} published from {ports.get(host_port) or 'nothing'}, "
-                f"not {mapping}"
+                f"host port {host_port} publishes "
+                f"{f'{found[0]} -> node port {found[1]}' if found else 'nothing'}, "
+                f"not {mapping[0]} -> node port {mapping[1]}"
             )
     return "; ".join(problems)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from kubeverify.processes import stop
 
@@ -94,33 +96,25 @@ class KubeTarget:
         return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
 
     @cached_property
-    def endpoint_slice_version(self) -> str:
-        """discovery.k8s.io/v1 where the server has it (Kubernetes 1.21 and later), else
-        v1beta1 (1.17 to 1.24): the Endpoints API is deprecated from 1.33 on."""
-        group = self._get("/apis/discovery.k8s.io")
-        served = {version["version"] for version in group.get("versions", [])}
-        return "v1" if "v1" in served else "v1beta1"
+    def endpoint_slices(self):
+        """EndpointSlices as discovery.k8s.io/v1 where the server has it (Kubernetes 1.21 and
+        later), else v1beta1 (1.17 to 1.24): the Endpoints API is deprecated from 1.33 on."""
+        resources = DynamicClient(self.api).resources
+        for version in ("v1", "v1beta1"):
+            try:
+                return resources.get(
+                    api_version=f"discovery.k8s.io/{version}", kind="EndpointSlice"
+                )
+            except ResourceNotFoundError:
+                continue
+        raise KubectlError("the server has no EndpointSlice API (discovery.k8s.io v1 or v1beta1)")
 
     def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
         """Pod names behind a Service, from its EndpointSlices: (ready, not ready)."""
-        slices = self._get(
-            f"/apis/discovery.k8s.io/{self.endpoint_slice_version}/namespaces/"
-            f"{self.namespace}/endpointslices",
-            labelSelector=f"kubernetes.io/service-name={service}",
+        found = self.endpoint_slices.get(
+            namespace=self.namespace, label_selector=f"kubernetes.io/service-name={service}"
         )
-        return endpoint_slice_pods(slices.get("items", []))
-
-    def _get(self, path: str, **query: str) -> dict:
-        """A GET of any API path as plain JSON, with the client's own authentication."""
-        return self.api.call_api(
-            path,
-            "GET",
-            query_params=list(query.items()),
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
-        )
+        return endpoint_slice_pods(found.to_dict().get("items", []))
 
     def nodes(self) -> dict[str, bool]:
         """Node name -> whether it is a control-plane node."""

@@ -261,8 +261,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
-    if run is None or run.stage is None:
-        return
+    if run is None or run.stage is None or run.stage.kube is None:
+        return  # the stage was never set: nothing was timed or judged
     suites = [(f"suite {name}", seconds) for name, seconds in run.suites.items()]
     rows = run.timer.phases + suites
     terminalreporter.section("kubeverify timing")

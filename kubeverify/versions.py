@@ -47,7 +47,7 @@ def collect(kube: KubeTarget, kind: str | None = None, cluster: str | None = Non
     read("kube_proxy_mode", lambda: proxy_mode(_proxy_config(kube)))
     read("kubectl", lambda: _kubectl_version(kube.kubectl_path))
     if kind:
-        read("kind", lambda: _out([kind, "version"]))
+        read("kind", lambda: _out([kind, "version"]).removeprefix("kind "))
         read("node_image", lambda: _out(["docker", "inspect", "--format", "{{.Config.Image}}",
                                           f"{cluster}-control-plane"]))  # fmt: skip
     return found

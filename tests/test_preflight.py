@@ -97,7 +97,9 @@ def test_a_cluster_is_reused_only_when_its_nodes_and_ports_match(target):
     assert config_mismatch(config, roles, ports) == ""
     assert "nodes" in config_mismatch(config, ["control-plane", "worker"], ports)
     moved = {30080: ("127.0.0.1", 30080)}
-    assert "host port 30099 published from nothing" in config_mismatch(config, roles, moved)
+    assert "host port 30099 publishes nothing, not 127.0.0.1 -> node port 30099" in (
+        config_mismatch(config, roles, moved)
+    )
 
 
 def test_publish_port_moves_the_first_url_port_in_the_kind_config(target):
