@@ -67,6 +67,6 @@ def test_a_run_with_a_stale_kubeconfig_reuses_the_cluster_and_leaves_it(
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert f"reuse cluster {kind_cluster.name}" in done.stdout
-    assert "was not created by this run: left as it was" in done.stdout
+    assert "was there before this run: left as it was" in done.stdout
     assert "127.0.0.1:1" not in stale.read_text()  # replaced by kind's own
     assert_still_serving(kind_cluster, kube, settled_pods)

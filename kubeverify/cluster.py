@@ -143,6 +143,7 @@ class KindProjectCluster:
         )
         self.config = kind_config(target, publish_port)
         self.created = False
+        self.reused = False
         self.network_existed = True
 
     def exists(self) -> bool:
@@ -169,6 +170,7 @@ class KindProjectCluster:
                 # Fresh from kind: a kubeconfig file left by an earlier run may point elsewhere.
                 kubeconfig.write_text(_run([self.kind, "get", "kubeconfig", "--name", self.name]))
                 kubeconfig.chmod(0o600)
+                self.reused = True
             else:
                 self._create(kubeconfig)
             kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
@@ -233,8 +235,10 @@ class KindProjectCluster:
 
     def down(self) -> None:
         delete = f"{self.kind} delete cluster --name {self.name}"
-        if not self.created:
-            self.timer.note(f"cluster {self.name} was not created by this run: left as it was")
+        if self.reused:
+            self.timer.note(f"cluster {self.name} was there before this run: left as it was")
+        elif not self.created:
+            return  # the run stopped before it made anything
         elif self.keep:
             self.timer.note(
                 f"kept cluster {self.name} (kubeconfig {self.cluster.kubeconfig_path}); the next "
