@@ -133,11 +133,13 @@ class KindProjectCluster:
         self.keep = keep
         self.timer = timer
         self.toolchain = toolchain
-        self.kind = preflight.kind_binary(toolchain.kind)
+        self.kind, pinned = preflight.kind_binary(toolchain.kind, say=timer.note)
         self.kubectl = preflight.kubectl_binary(toolchain.kubectl)
+        # The pinned kind gets the node image it pins; any other kind its own default.
+        self.node_image = toolchain.node_image or (preflight.PINNED_NODE_IMAGE if pinned else None)
         self.cluster = KindCluster(
             self.name,
-            image=toolchain.node_image,
+            image=self.node_image,
             kind_path=Path(self.kind),
             kubectl_path=Path(self.kubectl),
         )
@@ -184,8 +186,8 @@ class KindProjectCluster:
             self.kind, "create", "cluster", "--name", self.name, "--config", str(config_file),
             "--kubeconfig", str(kubeconfig),
         ]  # fmt: skip
-        if self.toolchain.node_image:
-            command += ["--image", self.toolchain.node_image]
+        if self.node_image:
+            command += ["--image", self.node_image]
         try:
             code, output = stream(command, self.timer.say, timeout=CREATE_TIMEOUT)
         except BaseException:

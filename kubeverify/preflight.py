@@ -1,17 +1,40 @@
 """Checks before a kind cluster is made, each failing with one line that says the way out.
 
-kind and kubectl come from the toolchain, an option, or PATH, never from a silent download:
-pytest-kind alone would fetch kind 0.17 (whose node image is Kubernetes 1.25, long out of
-support) and kubectl 1.25.
+kind comes from the toolchain or an option as it is, else from PATH when it is at least
+MIN_KIND, else it is the pinned release below, downloaded once and checked against its SHA-256
+(pytest-kind alone would fetch kind 0.17, whose node image is Kubernetes 1.25, long out of
+support, unchecked). kubectl comes from the toolchain, an option or PATH.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 MIN_KIND = (0, 27, 0)
+PINNED_KIND = "v0.30.0"
+# The release's published checksums, per platform.
+PINNED_KIND_SHA256 = {
+    "linux-amd64": "517ab7fc89ddeed5fa65abf71530d90648d9638ef0c4cde22c2c11f8097b8889",
+    "linux-arm64": "7ea2de9d2d190022ed4a8a4e3ac0636c8a455e460b9a13ccf19f15d07f4f00eb",
+    "darwin-amd64": "4f0b6e3b88bdc66d922c08469f05ef507d4903dd236e6319199bb9c868eed274",
+    "darwin-arm64": "ceaf40df1d1551c481fb50e3deb5c3deecad5fd599df5469626b70ddf52a1518",
+}
+# The node image PINNED_KIND itself defaults to, pinned by digest as kind pins it.
+PINNED_NODE_IMAGE = (
+    "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a"
+)
+KIND_URL = "https://github.com/kubernetes-sigs/kind/releases/download/{version}/kind-{platform}"
+DOWNLOAD_TIMEOUT = 120
 MEMORY_PER_NODE = 1 << 30  # a kind node with a small workload; fewer bytes and pods get evicted
 KIND_INSTALL = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 KUBECTL_INSTALL = "https://kubernetes.io/docs/tasks/tools/#kubectl"
@@ -27,26 +50,85 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
-def kind_binary(given: str | None = None) -> str:
-    """The kind to run: one given (toolchain or --kind-bin) as it is, else kind on PATH if it
-    is at least MIN_KIND."""
+def kind_binary(given: str | None = None, say=print) -> tuple[str, bool]:
+    """The kind to run, and whether it is the pinned release: one given (toolchain or
+    --kind-bin) as it is; else kind on PATH if it is at least MIN_KIND; else PINNED_KIND."""
     if given:
-        return given
+        return given, False
     found = shutil.which("kind")
     minimum = ".".join(map(str, MIN_KIND))
-    if not found:
+    if found:
+        said = subprocess.run([found, "version"], capture_output=True, text=True, check=False)
+        version = parse_version(said.stdout)
+        if version is not None and version >= MIN_KIND:
+            return found, False
+        say(f"{found} is {said.stdout.strip() or 'of unknown version'}, older than {minimum}")
+    return str(pinned_kind(say=say)), True
+
+
+def platform_name(system: str | None = None, machine: str | None = None) -> str:
+    """kind's name for this platform: linux-amd64, darwin-arm64, ..."""
+    system = (system or sys.platform).lower()
+    machine = (machine or platform.machine()).lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    return f"{'darwin' if system.startswith('darwin') else system}-{arch}"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "kubeverify"
+
+
+def pinned_kind(
+    directory: Path | None = None,
+    system: str | None = None,
+    url: str = KIND_URL,
+    checksums: dict[str, str] = PINNED_KIND_SHA256,
+    say=print,
+) -> Path:
+    """PINNED_KIND for this platform, downloaded once into the cache and kept only when its
+    SHA-256 is the release's."""
+    name = platform_name(system)
+    expected = checksums.get(name)
+    if expected is None:
         raise PreflightError(
-            f"no kind on PATH: install kind {minimum} or newer ({KIND_INSTALL}), or pass "
-            "--kind-bin PATH"
+            f"no kind {PINNED_KIND} is pinned for {name}: install kind "
+            f"{'.'.join(map(str, MIN_KIND))} or newer ({KIND_INSTALL}), or pass --kind-bin PATH"
         )
-    said = subprocess.run([found, "version"], capture_output=True, text=True, check=False)
-    version = parse_version(said.stdout)
-    if version is None or version < MIN_KIND:
+    path = (directory or cache_dir()) / f"kind-{PINNED_KIND}-{name}"
+    if path.is_file() and _sha256(path) == expected:
+        return path
+    source = url.format(version=PINNED_KIND, platform=name)
+    say(f"downloading kind {PINNED_KIND} for {name} from {source} (SHA-256 checked)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as partial:
+        try:
+            with urllib.request.urlopen(source, timeout=DOWNLOAD_TIMEOUT) as answer:
+                shutil.copyfileobj(answer, partial)
+        except (urllib.error.URLError, OSError) as error:
+            os.unlink(partial.name)
+            raise PreflightError(
+                f"could not download kind {PINNED_KIND} ({error}): install kind "
+                f"{'.'.join(map(str, MIN_KIND))} or newer ({KIND_INSTALL}), or pass --kind-bin"
+            ) from None
+    got = _sha256(Path(partial.name))
+    if got != expected:
+        os.unlink(partial.name)
         raise PreflightError(
-            f"{found} is kind {said.stdout.strip() or 'of unknown version'}; kubeverify needs "
-            f"{minimum} or newer ({KIND_INSTALL}), or pass --kind-bin PATH"
+            f"kind {PINNED_KIND} from {source} has SHA-256 {got}, not the release's {expected}: "
+            "not used"
         )
-    return found
+    os.chmod(partial.name, 0o755)
+    os.replace(partial.name, path)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def kubectl_binary(given: str | None = None) -> str:

@@ -1,6 +1,12 @@
 """Checks before a cluster is made, the ownership rule for reusing one, and what a run records
 of the cluster it ran on: pure logic, no cluster."""
 
+import functools
+import hashlib
+import http.server
+import re
+import threading
+
 import pytest
 
 from kubeverify import preflight
@@ -37,22 +43,69 @@ def _fake_kind(tmp_path, monkeypatch, said: str | None):
 
 def test_kind_on_path_is_used_when_new_enough(tmp_path, monkeypatch):
     _fake_kind(tmp_path, monkeypatch, "kind v0.29.0 go1.24 linux/amd64")
-    assert preflight.kind_binary() == str(tmp_path / "kind")
+    assert preflight.kind_binary() == (str(tmp_path / "kind"), False)
+    assert preflight.kind_binary("/given/kind") == ("/given/kind", False)  # given: as it is
 
 
-def test_an_old_kind_on_path_is_refused_never_replaced_by_a_download(tmp_path, monkeypatch):
+@pytest.fixture
+def release(tmp_path):
+    """A stand-in for the release download on 127.0.0.1: the bytes it serves, and a URL."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / f"kind-{preflight.PINNED_KIND}-linux-amd64").write_bytes(b"#!/bin/sh\necho kind\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_port}/kind-{{version}}-{{platform}}"
+    server.shutdown()
+
+
+def test_the_pinned_kind_is_downloaded_once_and_kept_only_with_its_checksum(tmp_path, release):
+    served, url = release
+    body = (served / f"kind-{preflight.PINNED_KIND}-linux-amd64").read_bytes()
+    checksums = {"linux-amd64": hashlib.sha256(body).hexdigest()}
+    said = []
+    path = preflight.pinned_kind(tmp_path / "cache", "linux", url, checksums, said.append)
+    assert path.read_bytes() == body
+    assert path.stat().st_mode & 0o111
+    assert "SHA-256 checked" in said[0]
+    assert preflight.pinned_kind(tmp_path / "cache", "linux", url, checksums, said.append) == path
+    assert len(said) == 1  # the second time from the cache, not downloaded again
+
+
+def test_a_download_with_another_checksum_is_refused_and_not_kept(tmp_path, release):
+    _, url = release
+    checksums = {"linux-amd64": "0" * 64}
+    with pytest.raises(PreflightError, match="not the release's"):
+        preflight.pinned_kind(tmp_path / "cache", "linux", url, checksums, lambda _: None)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_an_old_kind_on_path_gives_way_to_the_pinned_release(tmp_path, monkeypatch):
     _fake_kind(tmp_path, monkeypatch, "kind v0.17.0 go1.19 linux/amd64")
-    with pytest.raises(
-        PreflightError, match=r"kind v0\.17\.0.*needs 0\.27\.0 or newer.*--kind-bin"
-    ):
-        preflight.kind_binary()
+    monkeypatch.setattr(preflight, "pinned_kind", lambda say: tmp_path / "pinned")
+    said = []
+    assert preflight.kind_binary(say=said.append) == (str(tmp_path / "pinned"), True)
+    assert "older than 0.27.0" in said[0]
 
 
-def test_no_kind_anywhere_says_how_to_install_it(tmp_path, monkeypatch):
-    _fake_kind(tmp_path, monkeypatch, None)
-    with pytest.raises(PreflightError, match="no kind on PATH: install kind"):
-        preflight.kind_binary()
-    assert preflight.kind_binary("/given/kind") == "/given/kind"  # a given one is not judged
+def test_every_pinned_platform_is_named_as_kind_names_it():
+    assert preflight.platform_name("linux", "x86_64") == "linux-amd64"
+    assert preflight.platform_name("darwin", "arm64") == "darwin-arm64"
+    assert preflight.platform_name("linux", "aarch64") == "linux-arm64"
+    assert set(preflight.PINNED_KIND_SHA256) == {
+        "linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"
+    }  # fmt: skip
+    assert all(
+        re.fullmatch(r"[0-9a-f]{64}", sum_) for sum_ in preflight.PINNED_KIND_SHA256.values()
+    )
+    assert re.fullmatch(r"kindest/node:v[\d.]+@sha256:[0-9a-f]{64}", preflight.PINNED_NODE_IMAGE)
+
+
+def test_no_pinned_kind_for_this_platform_says_how_to_install_one(tmp_path):
+    with pytest.raises(PreflightError, match=r"no kind v.* is pinned for windows-amd64"):
+        preflight.pinned_kind(tmp_path, "windows", say=lambda _: None)
 
 
 def test_no_docker_engine_is_one_line_saying_how_to_start_one(tmp_path, monkeypatch):
