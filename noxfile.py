@@ -11,11 +11,13 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 
 
-def offline_env_file(session: nox.Session) -> str:
-    """ci/offline_kind's record of what it built, which kubeverify reads on machines with no
-    registry (`ci` is importable from the repository root, where sessions run)."""
+def offline_toolchain(session: nox.Session) -> str:
+    """Where no registry answers, build what the offline toolchain lacks (cached: seconds when
+    warm); where one answers, nothing. Return the env file kubeverify reads on such machines
+    (`ci` is importable from the repository root, where sessions run)."""
+    session.run("python3", "-m", "ci.offline_kind", "ensure", external=True)
     code = "from ci.offline_kind import env_file; print(env_file())"
-    return session.run("python", "-c", code, silent=True).strip()
+    return session.run("python3", "-c", code, silent=True, external=True).strip()
 
 
 @nox.session(python=PYTHON)
@@ -29,6 +31,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Fast tests that need no cluster, and the container smoke test."""
+    offline_toolchain(session)  # the smoke test builds the image on its base
     session.install("-e", ".[test]")
     session.run("pytest", "tests", *session.posargs)
 
@@ -36,14 +39,13 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def image(session: nox.Session) -> None:
     """Build iris-classifier:poc as verify.toml names it (on the offline base where needed)."""
-    toolchain_env = offline_env_file(session)
+    toolchain_env = offline_toolchain(session)
     session.run("python", "-m", "kubeverify.image", "verify.toml", "--toolchain-env", toolchain_env)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Inference µs, classify vs healthcheck requests per second (wrk), one Locust worker's
-    capacity against one pod."""
+    """Benchmarks: inference µs, classify vs healthcheck rps (wrk), Locust's capacity."""
     if not shutil.which("wrk"):
         session.error("the throughput bench needs wrk: `apt-get install wrk` (or brew install wrk)")
     session.install("-e", ".[bench]")
@@ -53,14 +55,14 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="offline-kind", venv_backend="none")
 def offline_kind(session: nox.Session) -> None:
-    """Docker engine, kind, Kubernetes and images from Debian's packages, for machines with no
-    registry; where the public registry answers, there is nothing to do."""
+    """The offline toolchain from Debian's packages; nothing where a registry answers."""
     session.run("python3", "-m", "ci.offline_kind", "ensure", *session.posargs, external=True)
 
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """The iris example on a kind cluster, every suite: `nox -s e2e -- <pytest args>`."""
+    offline_toolchain(session)
     session.install("-e", ".[e2e]")
     session.run("pytest", "e2e", *session.posargs)
 
@@ -68,8 +70,8 @@ def e2e(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def example(session: nox.Session) -> None:
     """The echo example: kubeverify's standard checks on a service that is not iris."""
+    toolchain_env = offline_toolchain(session)
     session.install(".")
-    toolchain_env = offline_env_file(session)
     session.run(
         "python", "-m", "kubeverify", "examples/echo/verify.toml",
         "--toolchain-env", toolchain_env, "--reports-dir", "reports/echo", *session.posargs,
@@ -78,7 +80,10 @@ def example(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def load(session: nox.Session) -> None:
-    """Headless, bounded Locust run on the iris cluster; reports in reports/, verdict as exit
-    code. `nox -s load -- --in-cluster --workers N`: Locust's master and workers in-cluster."""
+    """A bounded headless Locust run on the iris cluster; its verdict is the exit code.
+
+    Reports in reports/; `nox -s load -- --in-cluster --workers N` runs Locust's master and
+    workers in the cluster."""
+    offline_toolchain(session)
     session.install("-e", ".[e2e]")
     session.run("python", "-m", "loadtest.run", *session.posargs)

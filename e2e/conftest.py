@@ -10,6 +10,7 @@ from ci.offline_kind import env_file
 TARGET = Path(__file__).resolve().parents[1] / "verify.toml"
 
 
+@pytest.hookimpl(tryfirst=True)  # before kubeverify's, which reads the target
 def pytest_configure(config: pytest.Config) -> None:
     config.option.target = config.option.target or str(TARGET)
     config.option.toolchain_env = config.option.toolchain_env or str(env_file())

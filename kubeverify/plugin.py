@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kubeverify.preflight import PreflightError
-from kubeverify.report import RunReport
+from kubeverify.report import RunReport, suite_of
 from kubeverify.target import Target, TargetError, load
 from kubeverify.timing import PhaseTimer, format_table
 from kubeverify.toolchain import ENV_FILE_VARIABLE
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kubeverify.traffic import Endpoint
 
 PYTEST_KIND_DEFAULT_NAME = "pytest-kind"  # pytest-kind's --cluster-name default
+JUNIT_FILE = "e2e-junit.xml"
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Run:
     target: Target | None = None
     stage: Stage | None = None
     suites: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed, failed, ...
     started: float = field(default_factory=time.monotonic)
 
 
@@ -99,7 +101,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("kubeverify_target", "the target file, relative to the ini file", default=None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
 def pytest_configure(config: pytest.Config) -> None:
+    # A run with a target writes JUnit XML beside its JSON summary unless told where.
+    if target_path(config) is not None and not config.option.xmlpath:
+        config.option.xmlpath = str(Path(config.getoption("reports_dir")) / JUNIT_FILE)
+
     def say(message: str) -> None:
         capture = config.pluginmanager.getplugin("capturemanager")
         reporter = config.pluginmanager.getplugin("terminalreporter")
@@ -245,14 +252,28 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     if run.stage is None:
         return
     spent = time.monotonic() - started - (run.timer.total() - before)
-    run.suites[Path(str(item.path)).stem.removeprefix("test_")] += spent
+    run.suites[suite_of(item.nodeid)] += spent
+
+
+def record_outcome(outcomes: dict[str, str], report: pytest.TestReport) -> None:
+    """Each check's outcome for the JSON summary: passed, failed, skipped, or error (its setup
+    or teardown failed, so the check itself said nothing)."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcomes[report.nodeid] = (
+            "error" if report.when == "setup" and report.failed else report.outcome
+        )
+    elif report.when == "teardown" and report.failed:
+        outcomes[report.nodeid] = "error"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
-    stage = item.config.stash[RUN].stage
+    run = item.config.stash[RUN]
+    if run.target is not None:
+        record_outcome(run.outcomes, report)
+    stage = run.stage
     if report.failed and stage is not None and stage.kube is not None:
         from kubeverify.diagnostics import cluster_state
 
@@ -271,5 +292,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for label, verdict in run.report.distributions.items():
         terminalreporter.write_line(f"{label}: {verdict.explain()}")
     directory = Path(config.getoption("reports_dir"))
-    for path in run.report.write(run.timer.phases, suites, directory):
+    for path in run.report.write(run.timer.phases, run.suites, run.outcomes, directory):
         terminalreporter.write_line(f"report: {path}")

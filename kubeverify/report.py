@@ -25,7 +25,8 @@ class RunReport:
     def write(
         self,
         phases: list[tuple[str, float]],
-        suites: list[tuple[str, float]],
+        suites: dict[str, float],
+        checks: dict[str, str],
         directory: Path,
     ) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -33,10 +34,12 @@ class RunReport:
         summary.write_text(
             json.dumps(
                 {
+                    "result": overall(checks),
+                    "checks": checks,
                     "toolchain": self.toolchain,
                     "versions": self.versions,
                     "phases_seconds": dict(phases),
-                    "suites_seconds": dict(suites),
+                    "suites": suite_outcomes(suites, checks),
                     "distributions": {
                         label: _verdict_json(v) for label, v in self.distributions.items()
                     },
@@ -74,6 +77,38 @@ class RunReport:
         figure.savefig(path, dpi=100)
         plt.close(figure)
         return path
+
+
+def overall(checks: dict[str, str]) -> str:
+    """passed when every check passed or was skipped and one at least passed."""
+    if not checks:
+        return "no checks ran"
+    if all(outcome in ("passed", "skipped") for outcome in checks.values()):
+        return "passed" if "passed" in checks.values() else "no checks ran"
+    return "failed"
+
+
+def suite_of(check: str) -> str:
+    """`e2e/test_scaling.py::TestScaling::test_x` -> `scaling`: the module, as timed."""
+    return Path(check.split("::", 1)[0]).stem.removeprefix("test_")
+
+
+def suite_outcomes(seconds: dict[str, float], checks: dict[str, str]) -> dict[str, dict]:
+    """Per suite: its outcome (errored when a check's setup or teardown failed, failed when a
+    check did) and its seconds, which an errored suite does not get: they timed no checks."""
+    outcomes: dict[str, set[str]] = {}
+    for check, outcome in checks.items():
+        outcomes.setdefault(suite_of(check), set()).add(outcome)
+    result = {}
+    for suite, seen in outcomes.items():
+        outcome = "errored" if "error" in seen else "failed" if "failed" in seen else "passed"
+        if seen == {"skipped"}:
+            outcome = "skipped"
+        result[suite] = {
+            "outcome": outcome,
+            "seconds": None if outcome == "errored" else round(seconds.get(suite, 0.0), 1),
+        }
+    return result
 
 
 def _verdict_json(verdict: BalanceVerdict) -> dict:

@@ -2,6 +2,9 @@
 
 import pytest
 
+from kubeverify.plugin import record_outcome
+from kubeverify.report import overall, suite_outcomes
+
 pytest_plugins = ["pytester"]
 
 
@@ -32,3 +35,57 @@ def test_python_m_kubeverify_needs_a_target_first(argv, capsys):
 
     assert main(argv) == 2
     assert "TARGET.toml" in capsys.readouterr().err
+
+
+def _report(when, outcome, nodeid="e2e/test_scaling.py::TestScaling::test_down"):
+    return pytest.TestReport(nodeid, ("e2e/test_scaling.py", 0, ""), {}, outcome, None, when)
+
+
+def test_each_checks_outcome_is_recorded_and_a_failed_setup_is_an_error():
+    outcomes = {}
+    record_outcome(outcomes, _report("setup", "passed"))
+    assert outcomes == {}  # nothing said yet
+    record_outcome(outcomes, _report("call", "passed"))
+    assert outcomes == {"e2e/test_scaling.py::TestScaling::test_down": "passed"}
+    record_outcome(outcomes, _report("teardown", "failed"))
+    assert set(outcomes.values()) == {"error"}
+    record_outcome(outcomes, _report("setup", "failed", "e2e/test_x.py::test_a"))
+    record_outcome(outcomes, _report("setup", "skipped", "e2e/test_x.py::test_b"))
+    assert outcomes["e2e/test_x.py::test_a"] == "error"
+    assert outcomes["e2e/test_x.py::test_b"] == "skipped"
+
+
+def test_the_summary_says_the_overall_result_and_each_suites_outcome():
+    checks = {
+        "e2e/test_scaling.py::TestScaling::test_down": "passed",
+        "e2e/test_scaling.py::TestScaling::test_up": "failed",
+        "e2e/test_locust.py::test_passes": "error",
+        "e2e/test_deployment.py::test_a": "passed",
+        "e2e/test_deployment.py::test_b": "skipped",
+    }
+    assert overall(checks) == "failed"
+    suites = suite_outcomes({"scaling": 30.04, "locust": 0.48, "deployment": 1.0}, checks)
+    assert suites == {
+        "scaling": {"outcome": "failed", "seconds": 30.0},
+        "locust": {"outcome": "errored", "seconds": None},  # it timed no check
+        "deployment": {"outcome": "passed", "seconds": 1.0},
+    }
+    assert overall({"a::b": "passed", "a::c": "skipped"}) == "passed"
+    assert overall({"a::c": "skipped"}) == "no checks ran"
+    assert overall({}) == "no checks ran"
+
+
+def test_a_run_with_a_target_writes_junit_xml_beside_its_summary(pytester):
+    pytester.makefile(".toml", verify='deployment = "web"\n')
+    pytester.makeconftest(
+        "from pathlib import Path\n\n\n"
+        "def pytest_configure(config):\n"
+        "    Path('xmlpath.txt').write_text(str(config.option.xmlpath))\n"
+    )
+    told = pytester.path / "xmlpath.txt"
+    pytester.runpytest("--target", "verify.toml")
+    assert told.read_text() == "reports/e2e-junit.xml"
+    pytester.runpytest("--target", "verify.toml", "--junitxml", "mine.xml")
+    assert told.read_text() == "mine.xml"  # a path given wins
+    pytester.runpytest()
+    assert told.read_text() == "None"  # no target: the plugin writes nothing

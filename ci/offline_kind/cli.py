@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from kubeverify.toolchain import CHOICE_VARIABLE, registry_reachable
+
 from . import ENV_FILE_NAME, apt, cache_dir, fsutil
 from .apt import AptPhase
 from .base_image import BaseImagePhase
@@ -95,6 +97,20 @@ def _terminate(signum, frame):
 
 
 def ensure(ctx: Context) -> int:
+    # The same choice the verifier makes: where the public registry answers, kind pulls its
+    # node image and nothing here is needed.
+    choice = (os.environ.get(CHOICE_VARIABLE) or "auto").lower()
+    if choice == "online" or (choice == "auto" and not ctx.force and registry_reachable()):
+        print(
+            f"{PREFIX} the public registry answers: nothing to build ({CHOICE_VARIABLE}=offline "
+            "or --force builds anyway)"
+        )
+        return 0
+    print(
+        f"{PREFIX} no registry answers: building what is missing or stale (cold, about 7 min "
+        "on 2 cores, 4 of them compiling Kubernetes; warm, seconds)",
+        flush=True,
+    )
     if os.geteuid() != 0:
         print(f"{PREFIX} ensure needs root (apt, debootstrap, dockerd)", file=sys.stderr)
         return 2
