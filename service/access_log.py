@@ -1,7 +1,7 @@
 """One access-log line per request, naming the pod that served it.
 
-uvicorn's own access log is switched off (`--no-access-log`): it cannot name the pod, and two
-lines per request would double the logging cost.
+uvicorn's own access log is switched off, here and by the image's `--no-access-log`: it cannot
+name the pod, and two lines per request would double the logging cost.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ log = logging.getLogger("service.access")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Send the service's loggers to stdout, once, whoever runs the app (uvicorn, tests)."""
+    """Send the service's loggers to stdout, once, whoever runs the app (uvicorn, tests); and
+    silence uvicorn's access log however uvicorn was started (a plain `uvicorn service.app:app`
+    would otherwise log every request twice)."""
+    logging.getLogger("uvicorn.access").disabled = True
     logger = logging.getLogger("service")
     if logger.handlers:
         return

@@ -211,6 +211,11 @@ async def test_one_access_log_line_per_request_naming_the_pod(client, caplog):
     assert lines[1].startswith("method=GET path=/missing status=404 ")
 
 
+async def test_uvicorns_own_access_log_is_off_however_uvicorn_was_started(app):
+    # A plain `uvicorn service.app:app` has its access log on: a second line per request.
+    assert logging.getLogger("uvicorn.access").disabled
+
+
 async def test_access_log_line_cannot_be_split_by_the_path(client, caplog):
     with caplog.at_level(logging.INFO, logger="service.access"):
         await client.get("/x%0Amethod=GET path=/forged status=200")

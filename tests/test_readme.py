@@ -1,0 +1,227 @@
+"""Every shell command the README shows: replayed as printed, on a fresh clone in a fresh venv,
+when it needs no cluster; named below, with where it does run, when it needs one. A command
+added to the README and in neither list fails here, so the README cannot drift from what works.
+
+The replays install from PyPI and start servers on 127.0.0.1 (ports 8000 and 8089, as printed):
+marked `readme`, run by `nox -s tests` and CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubeverify.waiting import Observation, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+INSTALL_NOX = "python3 -m pip install 'nox>=2024.4.15' 'uv>=0.4'"
+TEST_COMMAND = (
+    "python3 -m pip install -q 'nox>=2024.4.15' 'uv>=0.4' && "
+    "nox -s offline-kind lint tests e2e example"
+)
+INSTALL_SERVE = "python3 -m pip install -e '.[serve,train]'"
+RUN_LOCALLY = "uvicorn service.app:app --host 127.0.0.1 --port 8000"
+INSTALL_E2E = "python3 -m pip install -e '.[e2e]'"
+LOCUST_LOCALLY = "locust -f loadtest/locustfile.py --host http://127.0.0.1:8000 --expected-pods 1"
+INSTALL_PLUGIN = "python3 -m pip install ."
+
+REPLAYED = {INSTALL_SERVE, RUN_LOCALLY, INSTALL_E2E, LOCUST_LOCALLY, INSTALL_PLUGIN}
+# Each runs on a real cluster in CI, as part of what the second column names.
+NEEDS_A_CLUSTER = {
+    f"{INSTALL_NOX} && nox -s e2e": "the sessions of the test command",
+    TEST_COMMAND: ".ci/run, word for word (checked below)",
+    "python -m kubeverify examples/echo/verify.toml": "nox -s example",
+    "pytest e2e/ -k scaling": "nox -s e2e (pytest e2e)",
+    "pytest e2e/ --keep-cluster": "nox -s e2e (pytest e2e); e2e/test_cluster_ownership.py",
+    "pytest e2e/ --kubeconfig ~/.kube/config --context my-cluster --image registry/iris:1.0 "
+    "--base-url http://my-node:30080": "needs a cluster of the reader's own",
+    "locust -f loadtest/locustfile.py --host http://127.0.0.1:30080": "e2e/test_locust.py",
+    "nox -s load": "e2e/test_locust.py runs the same locustfile on the cluster",
+    "nox -s load -- --users 50 --run-time 60 --max-skew 1.3 --max-p95-ms 200": "as nox -s load",
+    "nox -s load -- --in-cluster --workers 4": "needs a cluster",
+}
+SERVER_TIMEOUT = 120  # the service trains its model at start-up here; Locust imports scipy
+STOP_GRACE = 10
+
+
+def readme_commands(text: str) -> list[str]:
+    """The commands of the README's ```sh blocks: continuations joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line:
+                commands.append(re.sub(r"\s+", " ", line))
+    return commands
+
+
+def test_every_readme_command_is_replayed_or_named_as_needing_a_cluster():
+    commands = set(readme_commands(README.read_text()))
+    unaccounted = commands - REPLAYED - set(NEEDS_A_CLUSTER)
+    assert not unaccounted, f"README commands neither replayed nor listed: {unaccounted}"
+    stale = (REPLAYED | set(NEEDS_A_CLUSTER)) - commands
+    assert not stale, f"listed here but no longer in the README: {stale}"
+
+
+def test_ci_runs_the_test_command_exactly_as_the_readme_prints_it():
+    run = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert run[-2:] == TEST_COMMAND.split(" && "), run[-2:]
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A fresh clone of this checkout's HEAD and a fresh venv, PATH set as if activated."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout: nothing to clone")
+    where = tmp_path_factory.mktemp("readme")
+    clone = where / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    venv = where / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    return clone, env
+
+
+def shell(command: str, fresh, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    clone, env = fresh
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Started:
+    """A README command that serves until stopped, with its output kept in a file."""
+
+    def __init__(self, command: str, fresh, log: Path) -> None:
+        clone, env = fresh
+        self.log = log
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                ["bash", "-c", f"exec {command}"],
+                cwd=clone,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.log.read_text()
+
+
+def answers(url: str, process: subprocess.Popen) -> Observation:
+    if process.poll() is not None:
+        raise AssertionError(f"exited {process.returncode} before answering {url}")
+    try:
+        return Observation(httpx.get(url, timeout=2).status_code == 200, f"{url} answered")
+    except httpx.HTTPError as error:
+        return Observation(False, f"{url}: {error!r}")
+
+
+@pytest.mark.readme
+def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(fresh, tmp_path):
+    installed = shell(INSTALL_SERVE, fresh)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    server = Started(RUN_LOCALLY, fresh, tmp_path / "uvicorn.log")
+    try:
+        wait_until(
+            lambda: answers("http://127.0.0.1:8000/healthcheck", server.process),
+            what="the service answering",
+            timeout=SERVER_TIMEOUT,
+        )
+        assert httpx.get("http://127.0.0.1:8000/docs", timeout=5).status_code == 200
+        sample = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
+        answer = httpx.post("http://127.0.0.1:8000/iris/classify_iris", json=sample, timeout=5)
+        assert answer.json()["class"] == "setosa"
+    finally:
+        log = server.stop()
+    classify_lines = [line for line in log.splitlines() if "/iris/classify_iris" in line]
+    assert len(classify_lines) == 1, log  # the service's own line, not uvicorn's besides
+
+
+@pytest.mark.readme
+def test_locust_web_ui_against_the_local_service_passes_with_one_pod(fresh, tmp_path):
+    for install in (INSTALL_SERVE, INSTALL_E2E):
+        installed = shell(install, fresh)
+        assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    server = Started(RUN_LOCALLY, fresh, tmp_path / "uvicorn.log")
+    locust = None
+    try:
+        wait_until(
+            lambda: answers("http://127.0.0.1:8000/healthcheck", server.process),
+            what="the service answering",
+            timeout=SERVER_TIMEOUT,
+        )
+        locust = Started(LOCUST_LOCALLY, fresh, tmp_path / "locust.log")
+        wait_until(
+            lambda: answers("http://127.0.0.1:8089/", locust.process),
+            what="Locust's web UI",
+            timeout=SERVER_TIMEOUT,
+        )
+        httpx.post(
+            "http://127.0.0.1:8089/swarm", data={"user_count": 2, "spawn_rate": 2}, timeout=5
+        )
+        verdict = wait_until(
+            lambda: _verdict_passed(httpx.get("http://127.0.0.1:8089/kubeverify/verdict").json()),
+            what="a passing verdict in Locust's web UI",
+            timeout=60,
+            interval=1,
+        ).value
+        httpx.get("http://127.0.0.1:8089/stop", timeout=5)
+    finally:
+        if locust:
+            locust.stop()
+        server.stop()
+    assert len(verdict["pods"]) == 1, verdict
+
+
+def _verdict_passed(verdict: dict) -> Observation:
+    done = verdict["passed"] and sum(verdict["pods"].values()) >= 20
+    return Observation(done, verdict["verdict"], verdict)
+
+
+@pytest.mark.readme
+def test_pip_install_dot_gives_pytest_the_plugins_options(fresh, tmp_path_factory):
+    clone, env = fresh
+    venv = tmp_path_factory.mktemp("plugin") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    own = (clone, {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ['PATH']}"})
+    installed = shell(INSTALL_PLUGIN, own)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    # From a directory of no project: the options come from the installed entry point alone.
+    listed = subprocess.run(
+        [str(venv / "bin" / "pytest"), "--help"],
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        env=own[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for option in ("--target", "--toolchain-env", "--publish-port", "--image"):
+        assert option in listed.stdout, listed.stdout[-3000:]
+    no_service = shell(f"{venv}/bin/python -c 'import fastapi'", own)
+    assert no_service.returncode != 0  # the plugin alone: none of the iris service's libraries
