@@ -51,12 +51,35 @@ class UnfitTransport(ValueError):
 
 def skewed_shares(pods: int, skew: float = SKEW) -> list[float]:
     """The split where one pod gets `skew` times the share of each of the others."""
-    if pods < 2:
-        raise ValueError(f"a split needs at least 2 pods, not {pods}")
-    if skew <= 0:
-        raise ValueError(f"skew must be positive, not {skew}")
+    _check_split(pods, skew)
     total = skew + (pods - 1)
     return [skew / total] + [1 / total] * (pods - 1)
+
+
+def starved_shares(pods: int, skew: float = SKEW) -> list[float]:
+    """The split where one pod gets 1/`skew` of the share of each of the others."""
+    _check_split(pods, skew)
+    total = 1 / skew + (pods - 1)
+    return [1 / skew / total] + [1 / total] * (pods - 1)
+
+
+def worst_shares(pods: int, skew: float = SKEW) -> list[float]:
+    """Of all splits whose largest share is `skew` times the smallest, the hardest to tell from
+    an even one: the one closest to uniform (least effect size), which simulating the test on
+    other splits confirms as the weakest. One pod high, one low, the others equal: minimising
+    the squared distance from uniform under those constraints gives the low share below."""
+    _check_split(pods, skew)
+    others = pods - 2
+    low = (1 + skew) / (others * (skew**2 + 1) + (1 + skew) ** 2)
+    rest = [(1 - low * (1 + skew)) / others] * others if others else []
+    return [skew * low, low, *rest]
+
+
+def _check_split(pods: int, skew: float) -> None:
+    if pods < 2:
+        raise ValueError(f"a split needs at least 2 pods, not {pods}")
+    if skew <= 1:
+        raise ValueError(f"skew is a largest/smallest share ratio above 1, not {skew}")
 
 
 def effect_size(shares: Sequence[float]) -> float:
@@ -66,35 +89,43 @@ def effect_size(shares: Sequence[float]) -> float:
 
 
 def approximate_power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> float:
-    """Power from the noncentral chi-square distribution: quick, and a little optimistic at
-    these sizes (it says 0.99 at 862 requests for 3 pods, where the test really has 0.986)."""
+    """Power against the worst split from the noncentral chi-square distribution: quick, and a
+    little optimistic at these sizes (simulating the test itself is what counts)."""
     df = pods - 1
     critical = stats.chi2.ppf(1 - alpha, df)
-    noncentrality = requests * effect_size(skewed_shares(pods, skew)) ** 2
+    noncentrality = requests * effect_size(worst_shares(pods, skew)) ** 2
     return float(stats.ncx2.sf(critical, df, noncentrality))
 
 
-def power(
+def rejection_rate(
     requests: int,
-    pods: int,
-    skew: float = SKEW,
+    shares: Sequence[float],
     alpha: float = ALPHA,
     draws: int = SIMULATION_DRAWS,
     seed: int = 0,
 ) -> float:
-    """Chance that the chi-square test over `requests` rejects uniformity when one pod gets
-    `skew` times the others' share, by simulating the test itself (fixed seed: repeatable)."""
+    """How often the chi-square test over `requests` rejects uniformity when the pods' true
+    shares are `shares`, by simulating the test itself (fixed seed: repeatable). Power against
+    a skewed split; the false-alarm rate against an even one."""
+    pods = len(shares)
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(requests, skewed_shares(pods, skew), size=draws)
+    counts = rng.multinomial(requests, shares, size=draws)
     expected = requests / pods
     statistics = ((counts - expected) ** 2 / expected).sum(axis=1)
     return float(np.mean(statistics > stats.chi2.ppf(1 - alpha, pods - 1)))
 
 
+def power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> float:
+    """The test's power against every split whose largest/smallest share ratio is at least
+    `skew`: its power against the worst of them."""
+    return rejection_rate(requests, worst_shares(pods, skew), alpha)
+
+
 def required_requests(
     pods: int, skew: float = SKEW, alpha: float = ALPHA, target_power: float = POWER
 ) -> int:
-    """The fewest requests whose chi-square test detects `skew` with `target_power`."""
+    """The fewest requests whose chi-square test detects any split with a largest/smallest
+    share ratio of `skew` or more with `target_power`."""
     if not 0 < target_power < 1:
         raise ValueError(f"target power must lie in (0, 1), not {target_power}")
     # The approximation is optimistic, so its answer is a lower bound to search up from.
@@ -108,6 +139,20 @@ def required_requests(
         else:
             low = middle + 1
     return low
+
+
+def detectable(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> str:
+    """What a test over `requests` can and cannot miss, in one line for the run's output."""
+    worst = ", ".join(f"{share:.3f}" for share in worst_shares(pods, skew))
+    return (
+        f"{requests} requests over {pods} pods: any split whose largest/smallest share is "
+        f"{skew:g} or more is caught with power {power(requests, pods, skew, alpha):.3f} or "
+        f"more (the worst such split: {worst}); one pod at {skew:g}x the others: "
+        f"{rejection_rate(requests, skewed_shares(pods, skew), alpha):.3f}; one at "
+        f"1/{skew:g}: {rejection_rate(requests, starved_shares(pods, skew), alpha):.3f}; an "
+        f"even split is judged unbalanced {rejection_rate(requests, [1 / pods] * pods, alpha):.2%}"
+        " of the time"
+    )
 
 
 def _fewest(enough) -> int:

@@ -185,6 +185,15 @@ def wait_until_every_pod_answers(
     ).value
 
 
+# A change under traffic is judged only when at least this many requests span it: 0 failures
+# of n then bounds the failure rate below 3/n with 95% confidence (the rule of three).
+MIN_REQUESTS_SPANNING_A_CHANGE = 100
+
+
+class TrafficStopped(RuntimeError):
+    """The traffic thread died: what it measured cannot judge the change."""
+
+
 @dataclass
 class BackgroundTraffic:
     """Steady probe traffic on fresh connections from a thread, while a test changes the
@@ -195,18 +204,22 @@ class BackgroundTraffic:
     max_seconds: float = 180.0
     max_requests: int = 20_000
     outcomes: list[Outcome] = field(default_factory=list)
+    error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        with fresh_connection_client(self.endpoint.base_url) as client:
-            while (
-                not self._stop.is_set()
-                and time.monotonic() < deadline
-                and len(self.outcomes) < self.max_requests
-            ):
-                self.outcomes.append(send(client, self.endpoint))
-                self._stop.wait(self.interval)
+        try:
+            with fresh_connection_client(self.endpoint.base_url) as client:
+                while (
+                    not self._stop.is_set()
+                    and time.monotonic() < deadline
+                    and len(self.outcomes) < self.max_requests
+                ):
+                    self.outcomes.append(send(client, self.endpoint))
+                    self._stop.wait(self.interval)
+        except BaseException as error:  # kept, and raised in the test's own thread
+            self.error = error
 
     @contextmanager
     def running(self) -> Iterator[BackgroundTraffic]:
@@ -217,6 +230,26 @@ class BackgroundTraffic:
         finally:
             self._stop.set()
             thread.join(timeout=REQUEST_TIMEOUT + 5)
+        if self.error is not None:
+            raise TrafficStopped(
+                f"the background traffic died after {len(self.outcomes)} requests: "
+                f"{type(self.error).__name__}: {self.error}"
+            ) from self.error
+
+    def lost_none(self, start: float, end: float, change: str) -> str:
+        """Assert that no request failed and that enough spanned the change (sent between
+        `start` and `end`, monotonic seconds); return the statement with its bound."""
+        spanning = sum(1 for o in self.outcomes if start <= o.started <= end)
+        assert spanning >= MIN_REQUESTS_SPANNING_A_CHANGE, (
+            f"{change}: only {spanning} requests were sent while it happened "
+            f"({end - start:.1f} s), fewer than {MIN_REQUESTS_SPANNING_A_CHANGE}: 0 failures of "
+            f"so few bound nothing. {self.summary()}"
+        )
+        assert not self.failures, f"{change}: {self.summary()}"
+        return (
+            f"{change}: 0 of {spanning} requests during it failed ({len(self.outcomes)} in all): "
+            f"the failure rate is below {3 / spanning:.2%} with 95% confidence"
+        )
 
     @property
     def failures(self) -> list[Outcome]:

@@ -1,6 +1,8 @@
 """The rule that starts a count only once kube-proxy's rules send every connection to the
 expected pods."""
 
+import random
+
 from kubeverify.answers import answer_problem
 from kubeverify.traffic import AnsweringPods, Outcome
 
@@ -57,3 +59,18 @@ def test_a_server_error_from_an_expected_pod_restarts_the_tally_too():
     seen = record_all(answering, [answer("a", status=503)])
     assert not seen.done
     assert "HTTP 503, expected 200 (from a)" in seen.detail
+
+
+def test_rules_still_sending_two_in_five_elsewhere_never_pass_for_settled():
+    # The default streak: with old rules sending 40% of connections to a pod no longer
+    # expected, one wait's first 20 answers all come from expected pods 0.6^20 of the time,
+    # once in 27,000 waits. A streak of 1 would call nearly every such wait settled.
+    rng = random.Random(20261125)
+    settled_early = 0
+    for _ in range(2000):
+        answering = AnsweringPods(["a", "b", "c"])
+        for _ in range(20):
+            stale = rng.random() < 0.4
+            answering.record(answer("old" if stale else rng.choice("abc")))
+        settled_early += answering.observation().done
+    assert settled_early == 0
