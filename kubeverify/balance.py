@@ -8,6 +8,7 @@ a new connection per request, through the Service's own path, say anything about
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -121,6 +122,7 @@ def power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) ->
     return rejection_rate(requests, worst_shares(pods, skew), alpha)
 
 
+@functools.cache  # pure, and asked again for every verdict a Locust web UI shows
 def required_requests(
     pods: int, skew: float = SKEW, alpha: float = ALPHA, target_power: float = POWER
 ) -> int:
@@ -239,6 +241,19 @@ def judge_balance(
         missing=tuple(pod for pod, seen in zip(pods, observed, strict=True) if seen == 0),
         unexpected=tuple(sorted(set(counts) - set(pods))),
     )
+
+
+def fixed_sample(
+    counts: Mapping[str, int], pods: Sequence[str], size: int, seed: int = 0
+) -> dict[str, int]:
+    """`size` of the responses counted, drawn at random without replacement: a run judged on
+    this sample has the error rates the power calculation gave for `size`, however long it
+    ran (on all of a long run's responses, the test would reject ever smaller skews)."""
+    observed = [int(counts.get(pod, 0)) for pod in pods]
+    if sum(observed) <= size:
+        return dict(zip(pods, observed, strict=True))
+    sample = np.random.default_rng(seed).multivariate_hypergeometric(observed, size)
+    return dict(zip(pods, map(int, sample), strict=True))
 
 
 def count_by(values: Iterable[str | None]) -> dict[str, int]:

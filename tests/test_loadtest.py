@@ -7,10 +7,11 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kubeverify.answers import answer_problem
-from kubeverify.balance import Transport, required_requests
+from kubeverify.balance import Transport, required_requests, skewed_shares, worst_shares
 from kubeverify.locust.tally import Tally, format_counts, share_rows
 from kubeverify.locust.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
 from loadtest.image import assemble_context
@@ -140,12 +141,30 @@ def test_skew_alone_judges_when_chi_square_is_off():
     assert not verdict.passed
 
 
-def test_chi_square_alone_catches_a_skew_below_the_ratio_limit():
-    counts = {"pod-a": 3600, "pod-b": 3000, "pod-c": 3000}  # 1.2:1, far beyond chance here
-    verdict = evaluate(figures(counts), Thresholds(max_skew=0))
-    assert not verdict.passed
-    assert not check(verdict, "balance chi-square").passed
-    assert "balance skew" not in {c.name for c in verdict.checks}
+def test_chi_square_alone_catches_the_worst_1_5_split_however_long_the_run():
+    for total in (1340, 5000, 50_000):
+        counts = dict(zip(PODS, (round(total * s) for s in worst_shares(3)), strict=True))
+        verdict = evaluate(figures(counts), Thresholds(max_skew=0))
+        assert not check(verdict, "balance chi-square").passed, total
+        assert "balance skew" not in {c.name for c in verdict.checks}
+
+
+def test_the_chi_square_verdict_means_the_same_for_a_short_and_a_long_run():
+    # One pod at 1.2x: below the 1.5 the test is sized for. On every response, a long run
+    # would reject it always; on the fixed-size sample, as often as a short run does.
+    rng = np.random.default_rng(20261125)
+    shares = skewed_shares(3, 1.2)
+    rates = {}
+    for total in (5_000, 50_000):
+        failed = 0
+        for _ in range(200):
+            counts = dict(zip(PODS, map(int, rng.multinomial(total, shares)), strict=True))
+            failed += not check(
+                evaluate(figures(counts), Thresholds()), "balance chi-square"
+            ).passed
+        rates[total] = failed / 200
+    assert abs(rates[5_000] - rates[50_000]) < 0.15, rates
+    assert rates[50_000] < 0.6, rates  # on all 50,000 responses: rejected every time
 
 
 def test_one_pod_of_three_answering_fails_naming_the_shortfall():
