@@ -1,7 +1,102 @@
-"""How the Service spreads requests (kubeverify's standard balance checks)."""
+"""How the Service spreads requests (kubeverify's standard balance checks), and a partial
+skew on the real cluster that the verdict must catch."""
 
-from kubeverify import suites
+import copy
+import json
+
+import yaml
+
+from kubeverify import balance, suites
+from kubeverify.deployment import render
+from kubeverify.traffic import fresh_connection_requests, wait_until_every_pod_answers
+from kubeverify.waiting import Observation, wait_until
 
 
 class TestBalance(suites.Balance):
     __doc__ = suites.Balance.__doc__
+
+
+SKEW_APP = "iris-skew"
+TWIN = "iris-skew-twin"
+NODE_PORT_SERVICE = "iris-classifier-nodeport"
+
+
+def _skew_deployments(deployment) -> list[dict]:
+    """Two Deployments of the iris image labelled app=iris-skew: two pods that name
+    themselves, and two that both answer as TWIN."""
+    (iris,) = [
+        doc for doc in render(deployment.target, deployment.image) if doc["kind"] == "Deployment"
+    ]
+    made = []
+    for name, pod_name in (("iris-skew-named", None), (TWIN, TWIN)):
+        doc = copy.deepcopy(iris)
+        doc["metadata"] = {"name": name, "labels": {"app": SKEW_APP}}
+        doc["spec"]["replicas"] = 2
+        doc["spec"]["selector"] = {"matchLabels": {"app": SKEW_APP, "skew": name}}
+        doc["spec"]["template"]["metadata"]["labels"] = {"app": SKEW_APP, "skew": name}
+        spec = doc["spec"]["template"]["spec"]
+        spec.pop("topologySpreadConstraints", None)
+        if pod_name:
+            for env in spec["containers"][0]["env"]:
+                if env["name"] == "POD_NAME":
+                    env.pop("valueFrom")
+                    env["value"] = pod_name
+        made.append(doc)
+    return made
+
+
+def _endpoints_are(kube, pods: set[str]) -> Observation:
+    ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
+    return Observation(ready == pods and not not_ready, f"ready {sorted(ready)}")
+
+
+def test_a_partial_skew_fails_through_the_chi_square(
+    settled_pods, deployment, kube, endpoint, run, report
+):
+    """The negative control of the balance verdict: four pods, two of them answering with one
+    name, make a 1:1:2 split over three identities; no pod is starved, so only the
+    chi-square can catch it."""
+    documents = _skew_deployments(deployment)
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+    service = kube.core.read_namespaced_service(NODE_PORT_SERVICE, kube.namespace)
+    selector = dict(service.spec.selector)
+    try:
+        skewed = wait_until(
+            lambda: _ready_skew_pods(kube), what="4 iris-skew pods ready", timeout=120
+        ).value
+        kube.kubectl(
+            "patch", "service", NODE_PORT_SERVICE, "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/spec/selector",
+                               "value": {"app": SKEW_APP}}]),
+        )  # fmt: skip
+        wait_until(lambda: _endpoints_are(kube, skewed), what="skewed endpoints", timeout=60)
+        identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
+        wait_until_every_pod_answers(endpoint, identities)
+        count = balance.required_requests(len(identities))
+        outcomes = fresh_connection_requests(endpoint, count)
+    finally:
+        kube.kubectl(
+            "patch", "service", NODE_PORT_SERVICE, "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
+        )  # fmt: skip
+        for document in documents:
+            kube.kubectl("delete", "deployment", document["metadata"]["name"], "--wait=false")
+        wait_until(
+            lambda: _endpoints_are(kube, set(settled_pods)), what="endpoints back", timeout=60
+        )
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
+    verdict = balance.judge_balance(
+        balance.count_by(o.pod for o in outcomes),
+        identities,
+        balance.Transport.NEW_CONNECTION_PER_REQUEST,
+    )
+    report.add_distribution("negative control: 4 pods, 2 sharing a name", verdict)
+    run.timer.note(f"negative control, 1:1:2 over {identities}: {verdict.explain()}")
+    assert (verdict.missing, verdict.unexpected) == ((), ())  # every identity answered
+    assert not verdict.balanced, verdict.explain()
+    assert verdict.p_value < balance.ALPHA
+
+
+def _ready_skew_pods(kube) -> Observation:
+    pods = [p for p in kube.pods(f"app={SKEW_APP}") if p.ready and not p.terminating]
+    return Observation(len(pods) == 4, f"ready {[p.name for p in pods]}", {p.name for p in pods})

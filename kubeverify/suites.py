@@ -11,13 +11,15 @@ through the Service (the `settled_pods` fixture), and reads like the behaviour i
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from kubeverify import balance
+from kubeverify import balance, proxymode
 from kubeverify.traffic import (
     BackgroundTraffic,
     fresh_connection_requests,
@@ -207,6 +209,33 @@ class Balance:
         )
         assert verdict.balanced, verdict.explain()
 
+    def test_kube_proxy_spreads_connections_as_its_mode_says(
+        self, settled_pods, endpoint, stage, run, report
+    ):
+        # One connection after another, so that their order is the order kube-proxy chose in.
+        outcomes = fresh_connection_requests(endpoint, proxymode.SEQUENCE_LENGTH, concurrency=1)
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
+        seen = proxymode.fingerprint([o.pod for o in outcomes], len(settled_pods))
+        kind_node = getattr(stage.cluster, "name", None)
+        asked = proxymode.asked_mode(f"{kind_node}-control-plane") if kind_node else None
+        configured = proxymode.configured_mode(stage.versions.get("kube_proxy_mode", ""))
+        report.figures["kube_proxy_mode"] = {
+            "asked": asked,
+            "configured": configured,
+            "observed": seen.pattern,
+            "repeats": seen.repeats,
+            "connections": seen.connections,
+        }
+        run.timer.note(
+            f"kube-proxy mode: {asked or 'not asked'} (its /proxyMode), "
+            f"{configured or 'unknown'} (its configuration); traffic: {seen.explain()}"
+        )
+        assert asked is None or configured is None or asked == configured, (
+            f"kube-proxy says it runs {asked}, its configuration says {configured}"
+        )
+        problem = proxymode.agreement(asked or configured, seen)
+        assert problem is None, problem
+
     def test_port_forward_sends_every_request_to_one_pod(self, kube, endpoint, target, run):
         service = next((s for s in target.services if s.port), None)
         if service is None:
@@ -279,3 +308,83 @@ class Resilience:
         }
         assert not set(pods) & set(settled_pods), "some pods were not replaced"
         run.timer.note(traffic.lost_none(started, ended, "rollout restart"))
+
+
+AFFINITY_TIMEOUT = 3  # seconds: short, so that expiry is seen within the check
+AFFINITY_REQUESTS = 100
+EXPIRY_CYCLES = 8
+
+
+@contextmanager
+def client_ip_affinity(kube, service: str, timeout: int):
+    """The Service with `sessionAffinity: ClientIP` for the block, as it was after it."""
+    before = kube.core.read_namespaced_service(service, kube.namespace).spec
+    restore = {
+        "sessionAffinity": before.session_affinity or "None",
+        "sessionAffinityConfig": None,
+    }
+    kube.kubectl(
+        "patch", "service", service, "--type=merge", "-p",
+        json.dumps({"spec": {
+            "sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": timeout}},
+        }}),
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        kube.kubectl(
+            "patch", "service", service, "--type=merge", "-p", json.dumps({"spec": restore})
+        )
+
+
+def _pinned(endpoint, count: int) -> Observation:
+    """Whether `count` fresh connections, one after another, all reached one pod."""
+    pods = {o.pod for o in fresh_connection_requests(endpoint, count, concurrency=1)}
+    return Observation(len(pods) == 1, f"{count} connections reached {sorted(pods)}")
+
+
+class Affinity:
+    """`sessionAffinity: ClientIP` does what it says: while it holds, every connection of one
+    client reaches one pod; once it expires, the next connection picks a pod anew; and a
+    Service without it fails the same check."""
+
+    def test_client_ip_affinity_pins_a_client_and_lets_go_when_it_expires(
+        self, settled_pods, kube, endpoint, target, run, report
+    ):
+        service = next(s.name for s in target.services if s.url)
+        pods = len(settled_pods)
+        with client_ip_affinity(kube, service, AFFINITY_TIMEOUT):
+            # kube-proxy applies the change a moment later: wait until it pins this client.
+            wait_until(
+                lambda: _pinned(endpoint, 20), what=f"{service} pinning", timeout=60, interval=1
+            )
+            held = fresh_connection_requests(endpoint, AFFINITY_REQUESTS, concurrency=1)
+            reached = balance.count_by(o.pod for o in held)
+            first_after_expiry = []
+            for _ in range(EXPIRY_CYCLES):
+                # The idle time is the behaviour under test: affinity must lapse after it.
+                time.sleep(AFFINITY_TIMEOUT + 1)
+                (outcome,) = fresh_connection_requests(endpoint, 1, concurrency=1)
+                first_after_expiry.append(outcome.pod)
+        run.timer.note(
+            f"ClientIP affinity ({AFFINITY_TIMEOUT} s): {AFFINITY_REQUESTS} connections reached "
+            f"{reached}: a break rate below {3 / AFFINITY_REQUESTS:.0%} with 95% confidence; "
+            f"after each expiry: {first_after_expiry}"
+        )
+        report.figures["session_affinity"] = {
+            "while_held": reached,
+            "after_expiry": first_after_expiry,
+        }
+        assert all(o.ok for o in held), [o.error for o in held if not o.ok][:3]
+        assert len(reached) == 1, f"affinity broke: {reached}"
+        # Random picks after expiry all land on one pod with chance pods^-(cycles - 1).
+        assert len(set(first_after_expiry)) > 1, (
+            f"after {EXPIRY_CYCLES} expiries every new connection still reached "
+            f"{first_after_expiry[0]} (by chance: {pods ** -(EXPIRY_CYCLES - 1):.1e})"
+        )
+
+    def test_a_service_without_affinity_fails_the_same_check(self, settled_pods, endpoint, run):
+        seen = _pinned(endpoint, AFFINITY_REQUESTS)
+        run.timer.note(f"without affinity: {seen.detail}")
+        assert not seen.done, "a Service without affinity pinned a client: the check is blind"
