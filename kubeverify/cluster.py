@@ -93,7 +93,11 @@ def config_mismatch(config: dict, roles: list[str], ports: dict[int, tuple[str, 
 
 
 def port_taken(port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something listens on the port. Connections closed moments ago (TIME_WAIT, as
+    a run that just ended leaves on its published port) do not count: Docker binds despite
+    them, and so does this probe."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:

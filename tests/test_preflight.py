@@ -5,12 +5,13 @@ import functools
 import hashlib
 import http.server
 import re
+import socket
 import threading
 
 import pytest
 
 from kubeverify import preflight
-from kubeverify.cluster import config_mismatch, kind_config, published_ports
+from kubeverify.cluster import config_mismatch, kind_config, port_taken, published_ports
 from kubeverify.kube import endpoint_slice_pods
 from kubeverify.preflight import PreflightError
 from kubeverify.target import load
@@ -192,3 +193,18 @@ def test_the_start_line_names_every_field():
     assert start_line({"kind": "kind v0.27.0", "kubernetes": "v1.20.2"}) == (
         "kind kind v0.27.0, kubernetes v1.20.2"
     )
+
+
+def test_a_port_is_taken_by_a_listener_not_by_connections_that_just_closed():
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as docker-proxy does
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert port_taken(port)
+        # The server closes first, as under `Connection: close`: TIME_WAIT on its port.
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()
+            client.recv(1)
+    assert not port_taken(port)
