@@ -6,9 +6,9 @@ import json
 
 import yaml
 
-from kubeverify import balance, suites
+from kubeverify import suites
 from kubeverify.deployment import render
-from kubeverify.traffic import fresh_connection_requests, wait_until_every_pod_answers
+from kubeverify.traffic import wait_until_every_pod_answers
 from kubeverify.waiting import Observation, wait_until
 
 
@@ -51,7 +51,7 @@ def _endpoints_are(kube, pods: set[str]) -> Observation:
 
 
 def test_a_partial_skew_fails_through_the_chi_square(
-    settled_pods, deployment, kube, endpoint, run, report
+    settled_pods, deployment, kube, endpoint, run, report, pytestconfig
 ):
     """The negative control of the balance verdict: four pods, two of them answering with one
     name, make a 1:1:2 split over three identities; no pod is starved, so only the
@@ -72,8 +72,14 @@ def test_a_partial_skew_fails_through_the_chi_square(
         wait_until(lambda: _endpoints_are(kube, skewed), what="skewed endpoints", timeout=60)
         identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
         wait_until_every_pod_answers(endpoint, identities)
-        count = balance.required_requests(len(identities))
-        outcomes = fresh_connection_requests(endpoint, count)
+        verdict = suites.balance_verdict(
+            endpoint,
+            identities,
+            run,
+            report,
+            "negative control: 4 pods, 2 sharing a name",
+            pytestconfig.getoption("balance_test"),
+        )
     finally:
         kube.kubectl(
             "patch", "service", NODE_PORT_SERVICE, "--type=json",
@@ -84,17 +90,9 @@ def test_a_partial_skew_fails_through_the_chi_square(
         wait_until(
             lambda: _endpoints_are(kube, set(settled_pods)), what="endpoints back", timeout=60
         )
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
-    verdict = balance.judge_balance(
-        balance.count_by(o.pod for o in outcomes),
-        identities,
-        balance.Transport.NEW_CONNECTION_PER_REQUEST,
-    )
-    report.add_distribution("negative control: 4 pods, 2 sharing a name", verdict)
     run.timer.note(f"negative control, 1:1:2 over {identities}: {verdict.explain()}")
     assert (verdict.missing, verdict.unexpected) == ((), ())  # every identity answered
     assert not verdict.balanced, verdict.explain()
-    assert verdict.p_value < balance.ALPHA
 
 
 def _ready_skew_pods(kube) -> Observation:

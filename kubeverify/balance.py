@@ -177,6 +177,9 @@ class BalanceVerdict:
     p_value: float
     missing: tuple[str, ...] = field(default=())
     unexpected: tuple[str, ...] = field(default=())
+    # A sequential test's decision ("balanced" or "unbalanced"), which its own bounds reach;
+    # None: the fixed-size test, decided by the p-value.
+    decided: str | None = None
 
     @property
     def total(self) -> int:
@@ -194,7 +197,9 @@ class BalanceVerdict:
 
     @property
     def balanced(self) -> bool:
-        return not self.missing and not self.unexpected and self.p_value >= self.alpha
+        if self.missing or self.unexpected:
+            return False
+        return self.p_value >= self.alpha if self.decided is None else self.decided == "balanced"
 
     def explain(self) -> str:
         split = ", ".join(f"{pod}: {self.counts.get(pod, 0)}" for pod in self.expected_pods)
@@ -202,6 +207,7 @@ class BalanceVerdict:
             f"{'balanced' if self.balanced else 'UNBALANCED'}: {self.total} requests over "
             f"{len(self.expected_pods)} pods ({split}); chi-square {self.statistic:.2f}, "
             f"p = {self.p_value:.4g} (alpha {self.alpha}), max/min {self.max_min_ratio:.2f}"
+            + ("" if self.decided is None else f"; sequential test: {self.decided}")
         ]
         if self.missing:
             lines.append(f"ready pods that received no request: {', '.join(self.missing)}")
@@ -215,6 +221,7 @@ def judge_balance(
     expected_pods: Iterable[str],
     transport: Transport,
     alpha: float = ALPHA,
+    decided: str | None = None,
 ) -> BalanceVerdict:
     """Chi-square goodness of fit of per-pod counts against a uniform split over `expected_pods`."""
     if transport.why_unfit:
@@ -240,6 +247,7 @@ def judge_balance(
         p_value=p_value,
         missing=tuple(pod for pod, seen in zip(pods, observed, strict=True) if seen == 0),
         unexpected=tuple(sorted(set(counts) - set(pods))),
+        decided=decided,
     )
 
 

@@ -96,6 +96,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(the kind config is rewritten to match)",
     )
     group.addoption(
+        "--balance-test",
+        choices=("sequential", "fixed"),
+        default="sequential",
+        help="sequential: requests in groups until the test decides (about half the fixed "
+        "size on a balanced Service); fixed: the fixed size. Both: alpha 0.001, power 0.99 "
+        "against every split whose largest/smallest share is 1.5 or more",
+    )
+    group.addoption(
         "--reports-dir", default="reports", help="where the JSON summary and chart go (reports)"
     )
     parser.addini("kubeverify_target", "the target file, relative to the ini file", default=None)

@@ -17,9 +17,10 @@ from collections import Counter
 from contextlib import contextmanager
 
 import httpx
+import numpy as np
 import pytest
 
-from kubeverify import balance, proxymode
+from kubeverify import balance, proxymode, sequential
 from kubeverify.traffic import (
     BackgroundTraffic,
     fresh_connection_requests,
@@ -94,19 +95,41 @@ def _requests_after(traffic: BackgroundTraffic, moment: float, count: int) -> Ob
     return Observation(seen >= count, f"{seen} requests since")
 
 
-def _balance_verdict(endpoint, pods, run, report, label):
-    count = balance.required_requests(len(pods))
-    run.timer.note(balance.detectable(count, len(pods)))
-    outcomes = fresh_connection_requests(endpoint, count)
+def balance_verdict(endpoint, pods, run, report, label, how):
+    """Fresh-connection traffic judged for balance: by the group-sequential test (stopping as
+    soon as its bounds decide), or with `how == "fixed"` by the fixed-size test."""
+    design = sequential.design(len(pods))
+    run.timer.note(balance.detectable(design.fixed, len(pods)))
+    outcomes, decided = [], None
+    if how == "fixed":
+        outcomes = fresh_connection_requests(endpoint, design.fixed)
+    else:
+        for look, size in enumerate(design.sizes):
+            outcomes += fresh_connection_requests(endpoint, size - len(outcomes))
+            counts = balance.count_by(o.pod for o in outcomes)
+            statistic = sequential.chi_square(np.array([counts.get(pod, 0) for pod in pods]))
+            decided = design.decide(look, float(statistic[0]))
+            if decided or any(not o.ok for o in outcomes):
+                break
+        run.timer.note(
+            f"sequential test: {decided} after {len(outcomes)} requests (look "
+            f"{look + 1} of {len(design.sizes)}; the fixed-size test sends {design.fixed}, "
+            "with the same alpha and power)"
+        )
     failed = [o for o in outcomes if not o.ok]
     assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
     verdict = balance.judge_balance(
         balance.count_by(o.pod for o in outcomes),
         pods,
         balance.Transport.NEW_CONNECTION_PER_REQUEST,
+        decided=decided,
     )
     report.add_distribution(label, verdict)
-    report.figures[f"requests_for_balance_over_{len(pods)}_pods"] = count
+    report.figures[f"balance_requests_over_{len(pods)}_pods"] = {
+        "test": how,
+        "sent": len(outcomes),
+        "fixed_size": design.fixed,
+    }
     return verdict
 
 
@@ -173,15 +196,20 @@ class Scaling:
         assert answered_after == set(remaining), answered_after
 
     def test_scaling_up_reaches_every_new_pod_evenly_then_back(
-        self, deployment, settled_pods, endpoint, target, report, run
+        self, deployment, settled_pods, endpoint, target, report, run, pytestconfig
     ):
         more = target.replicas + SCALE_UP_BY
         deployment.apply(replicas=more)
         pods = deployment.wait_settled(more)
         warm_up = wait_until_every_pod_answers(endpoint, pods)
         run.timer.note(f"scale {target.replicas} -> {more}: every pod answered after {warm_up}")
-        verdict = _balance_verdict(
-            endpoint, pods, run, report, f"{more} replicas, new connection per request"
+        verdict = balance_verdict(
+            endpoint,
+            pods,
+            run,
+            report,
+            f"{more} replicas, new connection per request",
+            pytestconfig.getoption("balance_test"),
         )
         assert not verdict.missing, verdict.explain()
         assert verdict.balanced, verdict.explain()
@@ -202,10 +230,15 @@ class Balance:
     pin, and are shown never to judge balancing."""
 
     def test_every_ready_pod_receives_a_uniform_share_of_fresh_connections(
-        self, settled_pods, endpoint, report, run
+        self, settled_pods, endpoint, report, run, pytestconfig
     ):
-        verdict = _balance_verdict(
-            endpoint, settled_pods, run, report, "Service, new connection per request"
+        verdict = balance_verdict(
+            endpoint,
+            settled_pods,
+            run,
+            report,
+            "Service, new connection per request",
+            pytestconfig.getoption("balance_test"),
         )
         assert verdict.balanced, verdict.explain()
 

@@ -1,0 +1,111 @@
+"""A group-sequential balance test: the same error rates as the fixed-size test with about
+half the requests on a balanced Service.
+
+Requests go out in groups; after each, the chi-square statistic of the counts so far is
+compared with two bounds. Above the critical value: unbalanced, stop. Below the look's
+futility bound: balanced, stop (a skew of 1.5 would rarely look this even). In between: send
+the next group. The futility bounds spend the allowed misses (1 - power) evenly over the looks,
+each the simulated quantile of the statistic under the worst 1.5 split; the critical value is
+then set, by simulation, so that an even Service is judged unbalanced with chance alpha; the
+largest size grows until the power holds. Everything is simulated with fixed seeds, so a
+design is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kubeverify.balance import ALPHA, POWER, SKEW, required_requests, worst_shares
+
+LOOKS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)  # of the largest size, where the test may stop
+DESIGN_DRAWS = 100_000
+BALANCED = "balanced"
+UNBALANCED = "unbalanced"
+
+
+@dataclass(frozen=True)
+class Design:
+    pods: int
+    sizes: tuple[int, ...]  # requests sent by each look, in all
+    futility: tuple[float, ...]  # balanced below these, at every look but the last
+    critical: float  # unbalanced above this, at any look
+    fixed: int  # what the fixed-size test sends, for comparison
+
+    def decide(self, look: int, statistic: float) -> str | None:
+        """The decision at `look` (0-based), or None: send the next group."""
+        if statistic > self.critical:
+            return UNBALANCED
+        if look == len(self.sizes) - 1 or statistic < self.futility[look]:
+            return BALANCED
+        return None
+
+
+def chi_square(counts: np.ndarray) -> np.ndarray:
+    """Pearson's statistic against a uniform split, row by row."""
+    counts = np.atleast_2d(counts)
+    expected = counts.sum(axis=1, keepdims=True) / counts.shape[1]
+    return ((counts - expected) ** 2 / expected).sum(axis=1)
+
+
+def _statistics(sizes: Sequence[int], shares, draws: int, seed: int) -> np.ndarray:
+    """The statistic at every look (rows) of `draws` simulated runs (columns)."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((draws, len(shares)))
+    rows, sent = [], 0
+    for size in sizes:
+        counts += rng.multinomial(size - sent, shares, size=draws)
+        sent = size
+        rows.append(chi_square(counts))
+    return np.array(rows)
+
+
+def _run(statistics: np.ndarray, sizes, futility, critical) -> tuple[float, float]:
+    """(share judged unbalanced, mean requests sent) of the simulated runs."""
+    draws = statistics.shape[1]
+    rejected = np.zeros(draws, bool)
+    stopped = np.zeros(draws, bool)
+    sent = np.full(draws, float(sizes[-1]))
+    for look, size in enumerate(sizes):
+        active = ~stopped
+        reject = active & (statistics[look] > critical)
+        accept = active & ~reject
+        if look < len(sizes) - 1:
+            accept &= statistics[look] < futility[look]
+        rejected |= reject
+        sent[reject | accept] = size
+        stopped |= reject | accept
+    return float(rejected.mean()), float(sent.mean())
+
+
+def simulate(design: Design, shares, draws: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """How often `design` judges a Service with these true shares unbalanced, and how many
+    requests it sends on average."""
+    statistics = _statistics(design.sizes, shares, draws, seed)
+    return _run(statistics, design.sizes, design.futility, design.critical)
+
+
+@functools.cache
+def design(pods: int, skew: float = SKEW, alpha: float = ALPHA, power: float = POWER) -> Design:
+    fixed = required_requests(pods, skew, alpha, power)
+    even, worst = [1 / pods] * pods, worst_shares(pods, skew)
+    per_look_miss = (1 - power) / len(LOOKS)
+    for step in range(1, 41):  # the largest size, 5% of the fixed size at a time
+        largest = round(fixed * (1 + 0.05 * step))
+        sizes = tuple(round(largest * look) for look in LOOKS)
+        skewed = _statistics(sizes, worst, DESIGN_DRAWS, seed=1)
+        futility = tuple(float(np.quantile(row, per_look_miss)) for row in skewed[:-1])
+        null = _statistics(sizes, even, DESIGN_DRAWS, seed=2)
+        low, high = 0.0, 200.0
+        for _ in range(50):
+            middle = (low + high) / 2
+            if _run(null, sizes, futility, middle)[0] > alpha:
+                low = middle
+            else:
+                high = middle
+        if _run(skewed, sizes, futility, high)[0] >= power:
+            return Design(pods, sizes, futility, high, fixed)
+    raise ValueError(f"no sequential design for {pods} pods within 3x the fixed size")
