@@ -17,10 +17,14 @@ class RunReport:
     toolchain: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     distributions: dict[str, BalanceVerdict] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # pod -> the node it ran on
     figures: dict[str, object] = field(default_factory=dict)
 
-    def add_distribution(self, label: str, verdict: BalanceVerdict) -> None:
+    def add_distribution(
+        self, label: str, verdict: BalanceVerdict, nodes: dict[str, str] | None = None
+    ) -> None:
         self.distributions[label] = verdict
+        self.nodes.update(nodes or {})
 
     def write(
         self,
@@ -55,28 +59,79 @@ class RunReport:
         return written
 
     def _chart(self, path: Path) -> Path:
+        """One panel per verdict: each pod's share, grouped and coloured by node, against the
+        band an even split stays in (each pod at alpha / pods, two-sided); and a last panel
+        with kube-proxy's mode and session affinity, when the run checked them."""
         import matplotlib
 
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
+        from scipy import stats
 
-        count = len(self.distributions)
-        figure, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False)
-        for axis, (label, verdict) in zip(axes[0], self.distributions.items(), strict=True):
-            pods = list(verdict.expected_pods)
+        side = {
+            k: self.figures[k] for k in ("kube_proxy_mode", "session_affinity") if k in self.figures
+        }
+        count = len(self.distributions) + bool(side)
+        figure, axes = plt.subplots(1, count, figsize=(5 * count, 4.2), squeeze=False)
+        palette = plt.get_cmap("tab10")
+        node_names = sorted(set(self.nodes.values()))
+        for axis, (label, verdict) in zip(axes[0], self.distributions.items(), strict=False):
+            pods = sorted(verdict.expected_pods, key=lambda pod: (self.nodes.get(pod, ""), pod))
             shares = [verdict.shares[pod] for pod in pods]
-            axis.bar(range(len(pods)), shares, color="tab:blue" if verdict.balanced else "tab:red")
-            axis.axhline(1 / len(pods), color="black", linestyle="--", linewidth=1, label="uniform")
-            axis.set_xticks(range(len(pods)), [pod.rsplit("-", 1)[-1] for pod in pods])
+            colours = [
+                palette(node_names.index(self.nodes[pod]) % 10) if pod in self.nodes else "grey"
+                for pod in pods
+            ]
+            axis.bar(range(len(pods)), shares, color=colours)
+            even = 1 / len(pods)
+            z = stats.norm.isf(verdict.alpha / len(pods) / 2)
+            half = z * (even * (1 - even) / max(verdict.total, 1)) ** 0.5
+            axis.axhspan(even - half, even + half, color="black", alpha=0.12, label="even split")
+            axis.axhline(even, color="black", linestyle="--", linewidth=1)
+            axis.set_xticks(
+                range(len(pods)),
+                [f"{pod.rsplit('-', 1)[-1]}\n{self.nodes.get(pod, '')}" for pod in pods],
+                fontsize=7,
+            )
             axis.set_ylabel("share of requests")
+            outcome = "balanced" if verdict.balanced else "UNBALANCED"
             axis.set_title(
-                f"{label}\n{verdict.total} requests, p = {verdict.p_value:.3g}", fontsize=9
+                f"{label}\n{outcome}: {verdict.total} requests, p = {verdict.p_value:.3g}",
+                fontsize=9,
+                color="black" if verdict.balanced else "tab:red",
             )
             axis.legend(fontsize=8)
+        if side:
+            panel = axes[0][-1]
+            panel.axis("off")
+            panel.text(0, 1, _side_text(side), va="top", fontsize=8, family="monospace", wrap=True)
         figure.tight_layout()
         figure.savefig(path, dpi=100)
         plt.close(figure)
         return path
+
+
+def _side_text(side: dict) -> str:
+    lines = []
+    mode = side.get("kube_proxy_mode")
+    if mode:
+        lines += [
+            "kube-proxy mode",
+            f"  asked:      {mode.get('asked')}",
+            f"  configured: {mode.get('configured')}",
+            f"  observed:   {mode.get('observed')}",
+            f"  ({mode.get('repeats')} repeats in {mode.get('connections')} connections)",
+        ]
+    affinity = side.get("session_affinity")
+    if affinity:
+        held = affinity.get("while_held", {})
+        lines += [
+            "",
+            "ClientIP session affinity",
+            f"  while held: {sum(held.values())} requests, {len(held)} pod(s)",
+            f"  after expiries: {len(set(affinity.get('after_expiry', [])))} distinct pods",
+        ]
+    return "\n".join(lines)
 
 
 def overall(checks: dict[str, str]) -> str:

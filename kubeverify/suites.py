@@ -124,7 +124,7 @@ def balance_verdict(endpoint, pods, run, report, label, how):
         balance.Transport.NEW_CONNECTION_PER_REQUEST,
         decided=decided,
     )
-    report.add_distribution(label, verdict)
+    report.add_distribution(label, verdict, {o.pod: o.node for o in outcomes if o.node})
     report.figures[f"balance_requests_over_{len(pods)}_pods"] = {
         "test": how,
         "sent": len(outcomes),

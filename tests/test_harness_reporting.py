@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from kubeverify import toolchain
+from kubeverify import balance, toolchain
 from kubeverify.image import containerd_reference
+from kubeverify.report import RunReport
 from kubeverify.timing import PhaseTimer, format_table
 
 
@@ -93,3 +94,23 @@ def test_unknown_choice_is_rejected():
 )
 def test_docker_tags_map_to_containerd_references(tag, reference):
     assert containerd_reference(tag) == reference
+
+
+def test_the_report_writes_the_summary_and_a_chart_of_every_verdict(tmp_path):
+    report = RunReport(toolchain="offline", versions={"kubernetes": "v1.20.2"})
+    fresh = balance.Transport.NEW_CONNECTION_PER_REQUEST
+    even = balance.judge_balance({"p-a": 300, "p-b": 310, "p-c": 290}, ["p-a", "p-b", "p-c"], fresh)
+    skewed = balance.judge_balance(
+        {"p-a": 400, "p-b": 200, "p-c": 300}, ["p-a", "p-b", "p-c"], fresh
+    )
+    report.add_distribution("even", even, {"p-a": "worker", "p-b": "worker2", "p-c": "worker"})
+    report.add_distribution("skewed", skewed)
+    report.figures["kube_proxy_mode"] = {"asked": "iptables", "observed": "random per connection"}
+    checks = {"e2e/test_a.py::test_x": "passed", "e2e/test_a.py::test_y": "failed"}
+    written = report.write([("create", 50.0)], {"a": 3.0}, checks, tmp_path)
+    assert [path.name for path in written] == ["e2e-summary.json", "e2e-pod-shares.png"]
+    summary = json.loads(written[0].read_text())
+    assert summary["result"] == "failed"
+    assert summary["versions"] == {"kubernetes": "v1.20.2"}
+    assert summary["distributions"]["skewed"]["balanced"] is False
+    assert written[1].read_bytes().startswith(b"\x89PNG")
