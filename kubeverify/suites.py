@@ -24,8 +24,10 @@ from kubeverify import balance, proxymode, sequential
 from kubeverify.traffic import (
     BackgroundTraffic,
     fresh_connection_requests,
+    keep_alive_connections,
     keep_alive_requests,
     send,
+    shared_connections,
     wait_until_every_pod_answers,
 )
 from kubeverify.waiting import Observation, wait_until
@@ -36,6 +38,7 @@ SCALE_UP_BY = 2
 PORT_FORWARD_REQUESTS = 60
 KEEP_ALIVE_CLIENTS = 6
 KEEP_ALIVE_REQUESTS = 20
+KEEP_ALIVE_REQUESTS_EACH = 3  # on each connection of the keep-alive balance check
 
 
 @pytest.mark.usefixtures("settled_pods")
@@ -95,17 +98,47 @@ def _requests_after(traffic: BackgroundTraffic, moment: float, count: int) -> Ob
     return Observation(seen >= count, f"{seen} requests since")
 
 
-def balance_verdict(endpoint, pods, run, report, label, how):
-    """Fresh-connection traffic judged for balance: by the group-sequential test (stopping as
-    soon as its bounds decide), or with `how == "fixed"` by the fixed-size test."""
+def fresh_connection_draws(endpoint, count: int) -> list:
+    """`count` draws of kube-proxy's, a request on a new connection each, proven so by the
+    connection each pod names (when the target names that header)."""
+    outcomes = fresh_connection_requests(endpoint, count)
+    _assert_a_connection_each(endpoint, outcomes)
+    return outcomes
+
+
+def keep_alive_draws(endpoint, count: int) -> list:
+    """`count` draws of kube-proxy's, a keep-alive connection each carrying a few requests:
+    every request on a connection reaches its one pod, whose answer stands for the draw."""
+    draws = []
+    for requests in keep_alive_connections(endpoint, count, KEEP_ALIVE_REQUESTS_EACH):
+        failed = [o for o in requests if not o.ok]
+        if failed:
+            draws.append(failed[0])
+            continue
+        pods = {o.pod for o in requests}
+        assert len(pods) == 1, f"the requests of one keep-alive connection reached {pods}"
+        if endpoint.connection_header:
+            reused = shared_connections(requests)
+            assert reused == len(requests) - 1, (
+                f"{endpoint.connection_header} named {len(requests) - reused} connections for "
+                f"the {len(requests)} requests of one keep-alive client: {requests}"
+            )
+        draws.append(requests[0])
+    return draws
+
+
+def balance_verdict(endpoint, pods, run, report, label, how, draws=fresh_connection_draws):
+    """Traffic judged for balance, one draw of kube-proxy's at a time (a fresh connection's
+    request, or a keep-alive connection): by the group-sequential test (stopping as soon as its
+    bounds decide), or with `how == "fixed"` by the fixed-size test."""
     design = sequential.design(len(pods))
     run.timer.note(balance.detectable(design.fixed, len(pods)))
     outcomes, decided = [], None
     if how == "fixed":
-        outcomes = fresh_connection_requests(endpoint, design.fixed)
+        outcomes = draws(endpoint, design.fixed)
     else:
         for look, size in enumerate(design.sizes):
-            outcomes += fresh_connection_requests(endpoint, size - len(outcomes))
+            outcomes += draws(endpoint, size - len(outcomes))
             counts = balance.count_by(o.pod for o in outcomes)
             statistic = sequential.chi_square(np.array([counts.get(pod, 0) for pod in pods]))
             decided = design.decide(look, float(statistic[0]))
@@ -131,6 +164,20 @@ def balance_verdict(endpoint, pods, run, report, label, how):
         "fixed_size": design.fixed,
     }
     return verdict
+
+
+def _assert_a_connection_each(endpoint, outcomes) -> None:
+    """The transport proven, not declared: by the connection each pod names, every request
+    came on a connection of its own (kube-proxy picks a pod per connection)."""
+    if not endpoint.connection_header:
+        return  # the target names no such header: the transport stays declared
+    unnamed = sum(o.connection is None for o in outcomes)
+    assert not unnamed, f"{unnamed} answers had no {endpoint.connection_header} header"
+    shared = shared_connections(outcomes)
+    assert not shared, (
+        f"{shared} of {len(outcomes)} requests came on a connection an earlier one used (by "
+        f"{endpoint.connection_header}): their counts judge connections, not requests"
+    )
 
 
 class Scaling:
@@ -242,6 +289,22 @@ class Balance:
         )
         assert verdict.balanced, verdict.explain()
 
+    def test_keep_alive_connections_spread_uniformly_one_draw_each(
+        self, settled_pods, endpoint, report, run, pytestconfig
+    ):
+        # What long-lived clients get: kube-proxy picks a pod per connection, so each
+        # keep-alive connection is one draw, judged with the same test and error rates.
+        verdict = balance_verdict(
+            endpoint,
+            settled_pods,
+            run,
+            report,
+            "Service, keep-alive connections (one draw each)",
+            pytestconfig.getoption("balance_test"),
+            draws=keep_alive_draws,
+        )
+        assert verdict.balanced, verdict.explain()
+
     def test_kube_proxy_spreads_connections_as_its_mode_says(
         self, settled_pods, endpoint, stage, run, report
     ):
@@ -290,6 +353,9 @@ class Balance:
             outcomes = keep_alive_requests(endpoint, KEEP_ALIVE_REQUESTS)
             assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
             pods_per_client.append(balance.count_by(o.pod for o in outcomes))
+            if endpoint.connection_header:
+                # The connection's name shows the reuse, so the new-connection proof can fail.
+                assert shared_connections(outcomes) == KEEP_ALIVE_REQUESTS - 1, outcomes[:2]
         run.timer.note(
             f"{KEEP_ALIVE_CLIENTS} keep-alive clients x {KEEP_ALIVE_REQUESTS} requests: "
             f"{pods_per_client}"

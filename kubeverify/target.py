@@ -84,6 +84,8 @@ class Target:
     namespace: str = "default"
     pod_header: str = DEFAULT_POD_HEADER
     node_header: str | None = None
+    # Names the connection a request came on: the same for all its requests, unique otherwise.
+    connection_header: str | None = None
     cluster_name: str = "kubeverify"
     kind_config: Path | None = None  # None: generated from `workers` and the services' ports
     workers: int = DEFAULT_WORKERS
@@ -152,7 +154,7 @@ def parse(document: dict[str, Any], source: Path) -> Target:
     if not any(service.url for service in services):
         fields.fail("services", "at least one service needs a url this machine reaches it at")
     identity = fields.table(document, "identity", required=False)
-    fields.unknown(identity, {"pod_header", "node_header"}, "identity.")
+    fields.unknown(identity, {"pod_header", "node_header", "connection_header"}, "identity.")
     probe_table = fields.table(document, "probe")
     fields.unknown(probe_table, {"method", "path", "json", "status", "expect_json"}, "probe.")
     probe_path = fields.text(probe_table, "path", "probe.")
@@ -186,6 +188,7 @@ def parse(document: dict[str, Any], source: Path) -> Target:
             identity, "pod_header", "identity.", required=False, default=DEFAULT_POD_HEADER
         ),
         node_header=fields.text(identity, "node_header", "identity.", required=False),
+        connection_header=fields.text(identity, "connection_header", "identity.", required=False),
         cluster_name=fields.text(cluster, "name", "cluster.", required=False, default="kubeverify"),
         kind_config=here / kind_config if kind_config else None,
         workers=fields.integer(

@@ -25,12 +25,14 @@ REQUEST_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where to send the probe request, and which response headers name the pod and node."""
+    """Where to send the probe request, and which response headers name the pod, its node and
+    the connection."""
 
     base_url: str
     probe: Probe
     pod_header: str
     node_header: str | None = None
+    connection_header: str | None = None
 
     @classmethod
     def of(cls, target: Target, base_url: str | None = None) -> Endpoint:
@@ -39,6 +41,7 @@ class Endpoint:
             target.probe,
             target.pod_header,
             target.node_header,
+            target.connection_header,
         )
 
     def at(self, base_url: str) -> Endpoint:
@@ -54,6 +57,7 @@ class Outcome:
     pod: str | None
     node: str | None
     error: str | None = None  # no answer (refused, reset, timed out), or a wrong one
+    connection: str | None = None  # the name the pod gave the connection it answered on
 
     @property
     def ok(self) -> bool:
@@ -96,10 +100,15 @@ def send(client: httpx.Client, endpoint: Endpoint) -> Outcome:
         )
     pod = response.headers.get(endpoint.pod_header)
     node = response.headers.get(endpoint.node_header) if endpoint.node_header else None
+    connection = (
+        response.headers.get(endpoint.connection_header) if endpoint.connection_header else None
+    )
     problem = answer_problem(
         response.status_code, pod, expected_status=probe.status, pod_header=endpoint.pod_header
     ) or probe.json_problem(response.json)
-    return Outcome(started, time.monotonic() - started, response.status_code, pod, node, problem)
+    return Outcome(
+        started, time.monotonic() - started, response.status_code, pod, node, problem, connection
+    )
 
 
 def fresh_connection_requests(
@@ -120,6 +129,30 @@ def fresh_connection_requests(
 def keep_alive_requests(endpoint: Endpoint, count: int) -> list[Outcome]:
     with keep_alive_client(endpoint.base_url) as client:
         return [send(client, endpoint) for _ in range(count)]
+
+
+def keep_alive_connections(
+    endpoint: Endpoint, connections: int, requests_each: int, concurrency: int = 4
+) -> list[list[Outcome]]:
+    """`connections` keep-alive connections, one after another `concurrency` at a time, each
+    sending `requests_each` probe requests."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(
+            pool.map(lambda _: keep_alive_requests(endpoint, requests_each), range(connections))
+        )
+
+
+def shared_connections(outcomes: Iterable[Outcome]) -> int:
+    """How many requests came on a connection an earlier request of `outcomes` had used, by
+    the name each pod gave its connection: 0 proves a new connection per request."""
+    seen: set[tuple[str | None, str]] = set()
+    shared = 0
+    for outcome in outcomes:
+        if outcome.connection is None:
+            continue
+        shared += (outcome.pod, outcome.connection) in seen
+        seen.add((outcome.pod, outcome.connection))
+    return shared
 
 
 class AnsweringPods:

@@ -2,6 +2,7 @@
 and the iris example's Locust image context."""
 
 import json
+import math
 import modulefinder
 import re
 import tomllib
@@ -12,17 +13,24 @@ import pytest
 
 from kubeverify.answers import answer_problem
 from kubeverify.balance import Transport, required_requests, skewed_shares, worst_shares
+from kubeverify.locust import tally as tally_module
 from kubeverify.locust.tally import Tally, format_counts, share_rows
-from kubeverify.locust.verdict import CONNECTION_MODES, RunFigures, Thresholds, evaluate
+from kubeverify.locust.verdict import (
+    CONNECTION_MODES,
+    RunFigures,
+    Thresholds,
+    chance_a_pod_gets_none,
+    evaluate,
+)
 from loadtest.image import assemble_context
 
 FRESH = Transport.NEW_CONNECTION_PER_REQUEST
 PODS = ("pod-a", "pod-b", "pod-c")
 
 
-def figures(pods, requests=None, failures=0, p95_ms=20.0, transport=FRESH):
+def figures(pods, requests=None, failures=0, p95_ms=20.0, transport=FRESH, **connections):
     total = sum(pods.values()) if requests is None else requests
-    return RunFigures(total, failures, p95_ms, pods, transport)
+    return RunFigures(total, failures, p95_ms, pods, transport, **connections)
 
 
 def even(per_pod=1000, pods=PODS):
@@ -63,10 +71,47 @@ def test_a_worker_hands_over_its_counts_once_and_the_master_sums_them():
 def test_the_report_survives_the_trip_as_plain_data():
     tally = Tally()
     tally.record("pod-a", "node-1")
+    tally.record("pod-a", "node-1", "10.0.0.1:4000/1")
     assert json.loads(json.dumps(tally.to_message())) == {
-        "pods": {"pod-a": 1},
-        "nodes": {"node-1": 1},
+        "pods": {"pod-a": 2},
+        "nodes": {"node-1": 2},
+        "connection_ids": {"pod-a": ["10.0.0.1:4000/1"]},
+        "named_answers": {"pod-a": 1},
     }
+
+
+def test_connections_are_the_distinct_ones_each_pod_named():
+    tally = Tally()
+    assert tally.connections is None  # no answer named its connection
+    assert tally.reused is None
+    for connection in ("10.0.0.1:4000/1", "10.0.0.1:4000/1", "10.0.0.1:4001/2"):
+        tally.record("pod-a", None, connection)
+    tally.record("pod-b", None, "10.0.0.1:4000/1")  # the same name at another pod: its own
+    tally.record("pod-c", None)
+    assert tally.connections == {"pod-a": 2, "pod-b": 1, "pod-c": 0}
+    assert tally.reused == (1, 4)
+
+
+def test_workers_connections_reach_the_master_whole():
+    master, first, second = Tally(), Tally(), Tally()
+    first.record("pod-a", None, "a/1")
+    first.record("pod-a", None, "a/2")
+    second.record("pod-a", None, "b/1")
+    second.record("pod-a", None, "b/1")  # reused
+    master.merge(first.take())
+    master.merge(second.take())
+    assert master.connections == {"pod-a": 3}
+    assert master.reused == (1, 4)
+
+
+def test_past_the_connections_kept_neither_proof_nor_count_is_claimed(monkeypatch):
+    monkeypatch.setattr(tally_module, "MAX_CONNECTIONS_PER_POD", 3)
+    tally = Tally()
+    for number in (1, 2, 3, 4, 4):
+        tally.record("pod-a", None, f"a/{number}")
+    assert tally.connections == {"pod-a": 3}
+    assert tally.connections_capped
+    assert tally.reused is None
 
 
 def test_share_rows_put_the_largest_first_with_shares():
@@ -235,9 +280,85 @@ def test_keep_alive_counts_are_shown_not_judged_for_balance():
     assert "per connection, not per request" in verdict.notes[0]
 
 
-def test_keep_alive_still_fails_when_connections_miss_a_pod():
-    keep_alive = figures({"pod-a": 5000}, transport=Transport.KEEP_ALIVE)
-    assert not evaluate(keep_alive, Thresholds()).passed
+KEEP_ALIVE = Transport.KEEP_ALIVE
+
+
+def test_keep_alive_fails_a_missing_pod_only_when_an_even_service_would_rarely_miss_one():
+    # 2 users' connections over 3 pods leave one out always; 30 do so 0.002% of the time.
+    few = evaluate(
+        figures({"pod-a": 5000, "pod-b": 10}, transport=KEEP_ALIVE, users=2), Thresholds()
+    )
+    assert few.passed, few.text()
+    assert "pods not judged" in few.notes[0]
+    assert "2 users, a connection each at least leave a pod out 100.0%" in few.notes[0]
+    many = evaluate(figures({"pod-a": 5000}, transport=KEEP_ALIVE, users=30), Thresholds())
+    assert not check(many, "pods").passed
+    assert "with chance 1.6e-05" in check(many, "pods").detail
+    named = figures({"pod-a": 5000}, transport=KEEP_ALIVE, connections={"pod-a": 30})
+    assert not evaluate(named, Thresholds()).passed
+
+
+def test_the_chance_an_even_service_leaves_a_pod_out_is_exact():
+    assert math.isclose(chance_a_pod_gets_none(2, 3), 1)
+    assert math.isclose(chance_a_pod_gets_none(3, 3), 1 - 6 / 27)  # 3! of 3^3 reach all
+    rng = np.random.default_rng(5551212)  # against independent draws
+    draws = rng.integers(0, 5, size=(100_000, 12))
+    missing = np.mean([len(set(row)) < 5 for row in draws])
+    assert abs(missing - chance_a_pod_gets_none(12, 5)) < 0.01
+
+
+def test_keep_alive_balance_is_judged_on_connections_once_there_are_enough():
+    wanted = required_requests(3)
+    pods = {"pod-a": 90_000, "pod-b": 1000, "pod-c": 1000}  # requests: pinned, not judged
+    enough = evaluate(
+        figures(pods, transport=KEEP_ALIVE, connections=even(per_pod=wanted // 3 + 1)),
+        Thresholds(),
+    )
+    assert enough.passed, enough.text()
+    assert {"balance chi-square (connections)", "balance skew (connections)"} <= {
+        c.name for c in enough.checks
+    }
+    skewed = {"pod-a": 800, "pod-b": 500, "pod-c": 500}
+    unbalanced = evaluate(figures(pods, transport=KEEP_ALIVE, connections=skewed), Thresholds())
+    assert not check(unbalanced, "balance chi-square (connections)").passed
+    few = evaluate(figures(pods, transport=KEEP_ALIVE, connections=even(per_pod=10)), Thresholds())
+    assert few.passed
+    assert (
+        f"30 keep-alive connections, each one draw; the stated power needs {wanted}"
+        in (few.notes[0])
+    )
+
+
+# Seeds of this file's own. Connection counts around each rule's edge: where the pods check
+# starts to judge (20 connections for 3 pods, 33 for 5), and where balance does.
+@pytest.mark.parametrize(("pods", "seed"), [(3, 1989), (5, 2001)])
+def test_keep_alive_fails_an_even_service_less_than_once_in_500_runs(pods, seed):
+    names = tuple(f"pod-{i}" for i in range(pods))
+    rng = np.random.default_rng(seed)
+    failed = runs = 0
+    for connections in (5, 10, 20, 33, 60, required_requests(pods), 2 * required_requests(pods)):
+        for _ in range(1500):
+            counts = rng.multinomial(connections, [1 / pods] * pods)
+            opened = {p: int(c) for p, c in zip(names, counts, strict=True) if c}
+            answers = {pod: 20 * c for pod, c in opened.items()}
+            run = figures(answers, transport=KEEP_ALIVE, connections=opened)
+            failed += not evaluate(run, Thresholds(expected_pods=pods)).passed
+            runs += 1
+    # Each rule errs at most alpha (0.001), and only one of them judges a run.
+    assert failed / runs < 0.002, (failed, runs)
+
+
+def test_a_new_connection_run_fails_when_an_answer_came_on_a_used_connection():
+    proven = evaluate(figures(even(), reused=(0, 3000)), Thresholds())
+    assert check(proven, "a connection per request").passed
+    assert "3000 distinct connections for 3000 answers" in (
+        check(proven, "a connection per request").detail
+    )
+    reused = evaluate(figures(even(), reused=(12, 3000)), Thresholds())
+    assert not reused.passed
+    assert not check(reused, "a connection per request").passed
+    unnamed = evaluate(figures(even()), Thresholds())
+    assert "a connection per request" not in {c.name for c in unnamed.checks}
 
 
 def test_a_single_expected_pod_is_not_judged_for_balance():

@@ -43,6 +43,9 @@ class FakeService:
 
     pods: tuple[str, ...] = PODS
     status: int = 200
+    # False: answers never say `Connection: close`, so the client keeps its connection open
+    # even when it asked for a new one per request.
+    honours_close: bool = True
     connections: int = 0
     requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +63,7 @@ class FakeService:
                 with service._lock:
                     service.connections += 1
                     self.pod = next(picks)
+                    self.connection_id = f"{self.client_address[1]}/{service.connections}"
 
             def _answer(self, body: bytes) -> None:
                 with service._lock:
@@ -69,6 +73,9 @@ class FakeService:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("X-Pod-Name", self.pod)
                 self.send_header("X-Node-Name", f"node-of-{self.pod}")
+                self.send_header("X-Connection-Id", self.connection_id)
+                if not service.honours_close:
+                    self.close_connection = False
                 if self.close_connection:
                     # As uvicorn does; geventhttpclient decides by the answer, not its request,
                     # whether a connection may be reused.
@@ -133,21 +140,46 @@ def test_new_connection_mode_opens_a_connection_per_request_and_passes_on_even_c
     assert service.requests > 100
     assert service.connections == service.requests
     assert "verdict: PASSED" in run.stdout
+    assert "[ok] a connection per request: " in run.stdout
     for pod in PODS:
         assert f"node-of-{pod}" in run.stdout
 
 
-def test_keep_alive_mode_keeps_one_connection_per_user_and_misses_pods():
+def test_a_client_that_keeps_its_connection_fails_the_new_connection_proof():
+    service = FakeService(honours_close=False)  # so geventhttpclient reuses the connection
+    with service.serving() as host:
+        run = locust(host, "--connection-mode", "new", "--think-time", "0", *NO_CHI_SQUARE)
+    print(run.stdout)
+    assert service.connections < service.requests
+    assert run.returncode == 1
+    assert "[FAILED] a connection per request: " in run.stdout
+
+
+def test_keep_alive_mode_keeps_one_connection_per_user_and_judges_pods_by_chance():
     service = FakeService()
     with service.serving() as host:
         run = locust(host, "--connection-mode", "keep-alive", "--think-time", "0", users=2)
     print(run.stdout)
     assert service.requests > 100
     assert service.connections == 2
+    # 2 connections over 3 pods always leave one out: bad luck, not a fault of the Service.
+    assert run.returncode == 0, run.stdout
+    assert "[ok] pods: 2 of 3 expected pods answered (" in run.stdout
+    assert "pods not judged: " in run.stdout
+    assert "2 connections leave a pod out 100.0% of the time on an even Service" in run.stdout
+    assert "balance not judged: 2 keep-alive connections, each one draw" in run.stdout
+
+
+def test_keep_alive_users_enough_to_reach_every_pod_fail_a_service_short_of_one():
+    service = FakeService(pods=("pod-a", "pod-b"))
+    with service.serving() as host:
+        run = locust(host, "--connection-mode", "keep-alive", "--think-time", "0.05", users=30)
+    print(run.stdout)
+    assert service.connections == 30
     assert run.returncode == 1
-    assert "[FAILED] pods: 2 of 3 expected pods answered" in run.stdout
-    assert "1 short" in run.stdout
-    assert "balance not judged: counts from keep-alive connections" in run.stdout
+    assert "1 short (an even Service leaves a pod out of 30 connections with chance 1.6e-05)" in (
+        run.stdout
+    )
 
 
 def test_a_skewed_service_fails_the_verdict_on_skew():

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from kubeverify import suites
 from kubeverify.target import Probe
 from kubeverify.traffic import (
     BackgroundTraffic,
@@ -16,6 +17,7 @@ from kubeverify.traffic import (
     TrafficStopped,
     fresh_connection_requests,
     keep_alive_requests,
+    shared_connections,
 )
 from kubeverify.waiting import Observation, wait_until
 
@@ -36,6 +38,7 @@ def per_connection_pods():
             body = b"{}"
             self.send_response(200)
             self.send_header("X-Pod-Name", self.pod)
+            self.send_header("X-Connection-Id", f"{self.client_address[1]}/{self.pod}")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -47,7 +50,12 @@ def per_connection_pods():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Endpoint(f"http://127.0.0.1:{server.server_port}", Probe(), "X-Pod-Name")
+        yield Endpoint(
+            f"http://127.0.0.1:{server.server_port}",
+            Probe(),
+            "X-Pod-Name",
+            connection_header="X-Connection-Id",
+        )
     finally:
         server.shutdown()
 
@@ -105,3 +113,30 @@ def test_no_request_lost_needs_enough_requests_spanning_the_change():
     traffic.outcomes.append(outcome(29.9, "ConnectError: refused"))
     with pytest.raises(AssertionError, match="1 failed"):
         traffic.lost_none(5.0, 20.0, "rollout")
+
+
+def test_shared_connections_counts_requests_on_a_connection_already_used():
+    def on(pod, peer):
+        return Outcome(0.0, 0.01, 200, pod, None, None, peer)
+
+    fresh = [on("a", "10.0.0.1:4000"), on("b", "10.0.0.1:4000"), on("a", "10.0.0.1:4001")]
+    assert shared_connections(fresh) == 0  # the same address at two pods: two connections
+    reused = [on("a", "10.0.0.1:4000")] * 5
+    assert shared_connections(reused) == 4
+    assert shared_connections([on("a", None)] * 3) == 0  # no header: nothing to prove by
+
+
+def test_fresh_connection_draws_are_proven_by_the_peer_addresses(monkeypatch):
+    with per_connection_pods() as endpoint:
+        assert len(suites.fresh_connection_draws(endpoint, 30)) == 30
+        # A client that kept its connection: the pod names one peer for all its requests.
+        monkeypatch.setattr(suites, "fresh_connection_requests", keep_alive_requests)
+        with pytest.raises(AssertionError, match="29 of 30 requests came on a connection"):
+            suites.fresh_connection_draws(endpoint, 30)
+
+
+def test_keep_alive_draws_are_one_per_connection_each_on_one_pod():
+    with per_connection_pods() as endpoint:
+        draws = suites.keep_alive_draws(endpoint, 12)
+        assert len({o.pod for o in draws}) == 12
+        assert len({o.connection for o in draws}) == 12

@@ -29,6 +29,7 @@ REPORT_KEY = "kubeverify_tally"
 
 TALLY = Tally()
 _final: list[Verdict] = []  # set when the run ends, printed after Locust's own summary
+_peak_users = [0]  # the most users spawned at once: a floor on the connections they opened
 
 
 @events.init_command_line_parser.add_listener
@@ -40,14 +41,22 @@ def _add_options(parser) -> None:
         default="new",
         help="new: `Connection: close`, a new connection per request, so the per-pod counts "
         "judge the Service's balancing (kube-proxy picks a pod per connection, not per "
-        "request); keep-alive: one connection per user, as long-lived clients behave, so the "
-        "counts show how connections spread and balance is not judged",
+        "request); keep-alive: one connection per user, as long-lived clients behave, so each "
+        "connection is one draw: balance is judged on connections per pod when there are "
+        "enough (see --connection-header)",
     )
     group.add_argument(
         "--pod-header", default=DEFAULT_POD_HEADER, help="the header naming the answering pod"
     )
     group.add_argument(
         "--node-header", default="X-Node-Name", help="the header naming its node ('': none)"
+    )
+    group.add_argument(
+        "--connection-header",
+        default="X-Connection-Id",
+        help="the header naming the connection an answer came on, the same for every request "
+        "of one connection ('': none): proves a new connection per request, and counts "
+        "keep-alive connections",
     )
     group.add_argument(
         "--expected-pods", type=int, default=3, help="pods that must all answer (default 3)"
@@ -111,7 +120,11 @@ def check(response, environment: Environment) -> str | None:
     headers = response.headers or {}
     pod = headers.get(parsed.pod_header)
     if pod:
-        TALLY.record(pod, headers.get(parsed.node_header) if parsed.node_header else None)
+        TALLY.record(
+            pod,
+            headers.get(parsed.node_header) if parsed.node_header else None,
+            headers.get(parsed.connection_header) if parsed.connection_header else None,
+        )
     return answer_problem(
         response.status_code,
         pod,
@@ -128,6 +141,10 @@ def figures(environment: Environment) -> RunFigures:
         p95_ms=total.get_response_time_percentile(0.95) if total.num_requests else None,
         pods=dict(TALLY.pods),
         transport=CONNECTION_MODES[environment.parsed_options.connection_mode],
+        connections=TALLY.connections,
+        connections_capped=TALLY.connections_capped,
+        reused=TALLY.reused,
+        users=_peak_users[0] or None,
     )
 
 
@@ -157,6 +174,11 @@ def _on_report_to_master(client_id: str, data: dict, **_kwargs) -> None:
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict, **_kwargs) -> None:
     TALLY.merge(data.get(REPORT_KEY, {}))
+
+
+@events.spawning_complete.add_listener
+def _on_spawning_complete(user_count: int, **_kwargs) -> None:
+    _peak_users[0] = max(_peak_users[0], user_count)
 
 
 @events.reset_stats.add_listener

@@ -1,4 +1,5 @@
-"""Responses counted per pod and per node, from the identity headers every answer carries.
+"""Responses counted per pod and per node, from the identity headers every answer carries,
+and the connections each pod answered on, from the name it gives each connection.
 
 Locust workers each count their own responses and hand the counts to the master with every
 stats report, so the master's tally covers the whole run however many workers there are.
@@ -10,33 +11,81 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Connections kept per pod: far more than any verdict's sample needs, and a bound on memory
+# however long the run (past it, connections are not judged).
+MAX_CONNECTIONS_PER_POD = 50_000
+
 
 @dataclass
 class Tally:
     pods: Counter[str] = field(default_factory=Counter)
     nodes: Counter[str] = field(default_factory=Counter)
+    # The connections each pod answered on, by the name the service gives each (the same for
+    # every request of one connection, another for every other connection).
+    connection_ids: dict[str, set[str]] = field(default_factory=dict)
+    # Answers that named their connection while their pod's set still had room: as many as
+    # that pod's connections when every request had a connection of its own.
+    named_answers: Counter[str] = field(default_factory=Counter)
 
-    def record(self, pod: str, node: str | None) -> None:
+    def record(self, pod: str, node: str | None, connection: str | None = None) -> None:
         self.pods[pod] += 1
         self.nodes[node or "<none>"] += 1
+        if connection:
+            seen = self.connection_ids.setdefault(pod, set())
+            if len(seen) < MAX_CONNECTIONS_PER_POD:
+                seen.add(connection)
+                self.named_answers[pod] += 1
 
-    def to_message(self) -> dict[str, dict[str, int]]:
-        """What a worker sends: plain dicts, which Locust's msgpack messages can carry."""
-        return {"pods": dict(self.pods), "nodes": dict(self.nodes)}
+    @property
+    def connections(self) -> dict[str, int] | None:
+        """Distinct connections per pod; None when no answer named its connection."""
+        if not self.connection_ids:
+            return None
+        return {pod: len(self.connection_ids.get(pod, ())) for pod in self.pods}
 
-    def take(self) -> dict[str, dict[str, int]]:
+    @property
+    def connections_capped(self) -> bool:
+        """Whether some pod answered on more connections than are kept."""
+        return any(len(seen) >= MAX_CONNECTIONS_PER_POD for seen in self.connection_ids.values())
+
+    @property
+    def reused(self) -> tuple[int, int] | None:
+        """(answers that came on a connection an earlier answer had used, answers that named
+        their connection): 0 reused proves a new connection per request. None when no answer
+        named one, or when some pod's connections outgrew what is kept."""
+        if not self.connection_ids or self.connections_capped:
+            return None
+        answers = sum(self.named_answers.values())
+        return answers - sum(len(seen) for seen in self.connection_ids.values()), answers
+
+    def to_message(self) -> dict[str, dict]:
+        """What a worker sends: plain dicts and lists, which Locust's msgpack messages carry."""
+        return {
+            "pods": dict(self.pods),
+            "nodes": dict(self.nodes),
+            "connection_ids": {pod: sorted(seen) for pod, seen in self.connection_ids.items()},
+            "named_answers": dict(self.named_answers),
+        }
+
+    def take(self) -> dict[str, dict]:
         """The counts since the last report, leaving the tally empty for the next one."""
         message = self.to_message()
         self.reset()
         return message
 
-    def merge(self, message: Mapping[str, Mapping[str, int]]) -> None:
+    def merge(self, message: Mapping[str, Mapping]) -> None:
         self.pods.update(message.get("pods", {}))
         self.nodes.update(message.get("nodes", {}))
+        self.named_answers.update(message.get("named_answers", {}))
+        for pod, names in message.get("connection_ids", {}).items():
+            seen = self.connection_ids.setdefault(pod, set())
+            seen.update(names[: max(0, MAX_CONNECTIONS_PER_POD - len(seen))])
 
     def reset(self) -> None:
         self.pods.clear()
         self.nodes.clear()
+        self.connection_ids.clear()
+        self.named_answers.clear()
 
 
 def share_rows(counts: Mapping[str, int]) -> list[dict[str, object]]:

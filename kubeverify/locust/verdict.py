@@ -22,8 +22,9 @@ from kubeverify.balance import (
 
 # Kubernetes balances connections, not requests: kube-proxy picks a pod when a connection
 # opens. A new connection per request makes every request a fresh draw, so the per-pod counts
-# judge the Service's balancing; keep-alive users pin one pod per connection, so their counts
-# show how the users' connections spread (what long-lived clients really get), not balancing.
+# judge the Service's balancing (and the connections the pods name prove each request had
+# its own); keep-alive users pin one pod per connection, so there each connection is one
+# draw, and balance is judged on the connections per pod once there are enough of them.
 CONNECTION_MODES = {
     "new": Transport.NEW_CONNECTION_PER_REQUEST,
     "keep-alive": Transport.KEEP_ALIVE,
@@ -65,6 +66,12 @@ class RunFigures:
     p95_ms: float | None  # None when no request completed
     pods: Mapping[str, int]  # responses per pod, from the X-Pod-Name header
     transport: Transport
+    # Distinct connections per pod, from the connection each answer named; None: not named.
+    connections: Mapping[str, int] | None = None
+    connections_capped: bool = False  # so many that not every one was kept
+    # (answers on a connection an earlier one had used, answers looked at); None: not named.
+    reused: tuple[int, int] | None = None
+    users: int | None = None  # the most users that ran at once
 
 
 @dataclass(frozen=True)
@@ -110,10 +117,16 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     checks = [_errors(figures, thresholds)]
     if thresholds.max_p95_ms:
         checks.append(_p95(figures, thresholds))
-    pods = _pods(figures, thresholds)
-    checks.append(pods)
     notes: list[str] = []
-    if figures.transport.why_unfit:
+    pods = _pods(figures, thresholds)
+    if figures.transport is Transport.KEEP_ALIVE:
+        pods = _pods_by_connections(pods, figures, thresholds, notes)
+    checks.append(pods)
+    if figures.transport is Transport.NEW_CONNECTION_PER_REQUEST and figures.reused:
+        checks.append(_a_connection_each(figures.reused))
+    if figures.transport is Transport.KEEP_ALIVE and figures.connections:
+        checks += _balance_of_connections(figures, thresholds, pods, notes)
+    elif figures.transport.why_unfit:
         notes.append(
             f"balance not judged: counts from {figures.transport.value} cannot judge it: "
             f"{figures.transport.why_unfit}"
@@ -170,6 +183,81 @@ def _pods(figures: RunFigures, thresholds: Thresholds) -> Check:
     if len(seen) > expected:
         return Check("pods", False, f"{detail}: {len(seen) - expected} more than expected")
     return Check("pods", True, detail)
+
+
+def chance_a_pod_gets_none(connections: int, pods: int) -> float:
+    """The chance that some pod gets none of `connections` spread evenly at random
+    (inclusion-exclusion over the pods left out)."""
+    return sum(
+        (-1) ** (j + 1) * math.comb(pods, j) * (1 - j / pods) ** connections for j in range(1, pods)
+    )
+
+
+def _pods_by_connections(
+    pods: Check, figures: RunFigures, thresholds: Thresholds, notes: list[str]
+) -> Check:
+    """Keep-alive users pin a pod per connection, so a pod that got none of a few connections
+    may be bad luck, not a fault: a missing pod fails the run only when so many connections
+    were opened that an even Service would leave one out less often than alpha. The
+    connections are counted by the names the pods gave them, else at least one per user."""
+    if pods.passed or len(figures.pods) > thresholds.pod_count:
+        return pods  # all there, or more than expected: as judged
+    if set(figures.pods) - set(thresholds.pod_names or figures.pods):
+        return pods  # answers from pods not expected: as judged
+    if figures.connections:
+        connections, how = sum(figures.connections.values()), "connections"
+    else:
+        connections, how = figures.users, "users, a connection each at least"
+    if connections:
+        chance = chance_a_pod_gets_none(connections, thresholds.pod_count)
+        if chance < ALPHA:
+            return Check(pods.name, False, f"{pods.detail} (an even Service leaves a pod out of "
+                         f"{connections} {how} with chance {chance:.1e})")  # fmt: skip
+        why = f"{connections} {how} leave a pod out {chance:.1%} of the time on an even Service"
+    else:
+        why = "neither the connections nor the users were counted"
+    notes.append(f"pods not judged: {pods.detail}; {why}")
+    return Check(pods.name, True, f"{pods.detail}; not judged (see the notes)")
+
+
+def _a_connection_each(reused: tuple[int, int]) -> Check:
+    """The transport proven, not declared: no answer came on a connection used before."""
+    shared, answers = reused
+    return Check(
+        "a connection per request",
+        shared == 0,
+        f"{answers - shared} distinct connections for {answers} answers, by the connection "
+        "each pod named",
+    )
+
+
+def _balance_of_connections(
+    figures: RunFigures, thresholds: Thresholds, pods: Check, notes: list[str]
+) -> list[Check]:
+    """Keep-alive traffic judged as kube-proxy sees it: each connection is one draw, so the
+    connections per pod are judged as a new-connection run's requests are, once there are as
+    many as the stated power needs."""
+    connections = dict(figures.connections or {})
+    wanted = required_requests(thresholds.pod_count)
+    opened = sum(connections.values())
+    if thresholds.pod_count == 1 or not (thresholds.alpha or thresholds.max_skew):
+        why = "one pod, or both balance checks off"
+    elif not pods.passed:
+        why = "the pods that answered are not the pods expected"
+    elif figures.connections_capped:
+        why = "more connections than were kept, so their counts are floors"
+    elif opened < wanted:
+        why = f"{opened} keep-alive connections, each one draw; the stated power needs {wanted}"
+    else:
+        by_connection = RunFigures(
+            opened, 0, None, connections, Transport.NEW_CONNECTION_PER_REQUEST
+        )
+        return [
+            Check(f"{check.name} (connections)", check.passed, check.detail)
+            for check in _balance(by_connection, thresholds)
+        ]
+    notes.append(f"balance not judged: {why}")
+    return []
 
 
 def _balance(figures: RunFigures, thresholds: Thresholds) -> list[Check]:
