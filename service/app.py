@@ -1,4 +1,8 @@
-"""The HTTP API: `uvicorn service.app:app --host 0.0.0.0 --port 5000`."""
+"""The HTTP API, built by `create_app` from the settings; `python -m service.server` serves it.
+
+The pod's identity headers, the access log, and the limits on request heads and bodies belong
+to the server (service/server.py), so that its own answers get them too.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
-from service.access_log import AccessLogMiddleware, configure_logging
+from service.access_log import configure_logging
 from service.body import RequestOnlyRoute, documented_body, parse_json_body
-from service.middleware import BodySizeLimitMiddleware, IdentityHeadersMiddleware, identity_headers
 from service.model import IrisModel, load_or_train
 from service.schemas import BatchResponse, IrisFeatures, Prediction, batch_request_model
 from service.settings import Settings
@@ -54,20 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    headers = identity_headers(settings)
-
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette answers unhandled errors outside every user middleware, so the identity
-        # headers are set here rather than by IdentityHeadersMiddleware.
-        return JSONResponse({"detail": "internal server error"}, status_code=500, headers=headers)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Nobody reads this answer (the server drops it); handled so that a client hanging
+        # up mid-body is not a traceback in the log. The server logs it once, at INFO.
+        return Response(status_code=400)
 
     app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, internal_error)
-
-    # Added innermost first: the access log sees the final status, headers go on every answer.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(IdentityHeadersMiddleware, settings=settings)
-    app.add_middleware(AccessLogMiddleware, pod_name=settings.pod_name)
 
     @app.get("/healthcheck", summary="Liveness")
     async def healthcheck() -> str:
@@ -111,6 +112,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(iris)
     return app
-
-
-app = create_app()

@@ -56,7 +56,7 @@ def test_bad_settings_fail_at_start_up(env, message):
 
 @pytest.fixture
 async def small_client(artifact):
-    settings = Settings(pod_name="p", model_path=artifact, max_body_bytes=300, max_batch_size=2)
+    settings = Settings(pod_name="p", model_path=artifact, max_batch_size=2)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -71,12 +71,3 @@ async def test_app_applies_the_configured_batch_limit(small_client):
     refused = await small_client.post("/iris/classify_batch", json={"samples": [SAMPLE] * 3})
     assert refused.status_code == 422
     assert "at most 2 items" in refused.text
-
-
-@pytest.mark.anyio
-async def test_app_applies_the_configured_body_limit(small_client):
-    ok = await small_client.post("/iris/classify_iris", json=SAMPLE)
-    assert ok.status_code == 200
-    refused = await small_client.post("/iris/classify_batch", json={"samples": [SAMPLE] * 6})
-    assert refused.status_code == 413
-    assert "limit is 300 bytes" in refused.text
