@@ -1,10 +1,13 @@
 """The Locust load test on the cluster: its verdict passes on the real Service and fails, naming
-the pods that got nothing, when the Service is made to send every connection to one pod.
+the pods that got nothing, when the Service is made to send every connection to one pod; and a
+rollout restart under keep-alive users fails none of their requests (the pods drain).
 
 Runs in the e2e session: the `e2e` extra installs Locust.
 """
 
+import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ SKEW_LABEL = "iris-e2e-skew"
 ENDPOINTS_TIMEOUT = 60
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
 NODE_PORT_SERVICE = "iris-classifier-nodeport"
+DRAIN_USERS = 20
+DRAIN_MAX_SECONDS = 300  # Locust's bound; the test stops it once the restart is over
 
 pytestmark = pytest.mark.usefixtures("settled_pods")
 
@@ -112,3 +117,59 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
 def _nodeport_endpoints(kube, pods: set[str]) -> Observation:
     ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
     return Observation(ready == pods and not not_ready, f"ready {sorted(ready)}")
+
+
+def _requests_so_far(prefix: Path, at_least: int) -> Observation:
+    """Requests Locust has counted, from the stats CSV it rewrites every second."""
+    try:
+        requests = int(locust_cli.aggregated(prefix)["Request Count"])
+    except (OSError, StopIteration, KeyError, ValueError) as error:
+        return Observation(False, f"no stats yet: {error!r}")
+    return Observation(requests >= at_least, f"{requests} requests", requests)
+
+
+def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
+    settled_pods, deployment, endpoint, target, reports, run, report
+):
+    # Keep-alive users hold their connections to the old pods through the restart: each
+    # old pod must tell them to reconnect (Connection: close) rather than reset them.
+    prefix = reports / "e2e-locust-drain"
+    command = locust_cli.headless_command(
+        LOCUSTFILE, endpoint.base_url, users=DRAIN_USERS, seconds=DRAIN_MAX_SECONDS,
+        csv_prefix=prefix,
+        extra=["--connection-mode", "keep-alive", "--think-time", "0.05",
+               "--max-error-ratio", "0", "--max-skew", "0", "--balance-alpha", "0"],
+    )  # fmt: skip
+    with locust_cli.started(command, reports / "e2e-locust-drain.log"):
+        before = wait_until(
+            lambda: _requests_so_far(prefix, 200), what="Locust's users sending", timeout=60
+        ).value
+        started = time.monotonic()
+        deployment.rollout_restart()
+        new_pods = deployment.wait_settled(target.replicas, timeout=240)
+        seconds = time.monotonic() - started
+        during = wait_until(
+            lambda: _requests_so_far(prefix, before + 1), what="Locust's stats", timeout=10
+        ).value
+        wait_until(lambda: _requests_so_far(prefix, during + 200), what="traffic after", timeout=60)
+    row = locust_cli.aggregated(prefix)
+    requests, failures = int(row["Request Count"]), int(row["Failure Count"])
+    with Path(f"{prefix}_pods.csv").open(newline="") as handle:
+        answered = {r["name"] for r in csv.DictReader(handle) if r["kind"] == "pod"}
+    spanning = during - before
+    run.timer.note(
+        f"rollout restart under {DRAIN_USERS} keep-alive Locust users: done in {seconds:.1f} s; "
+        f"{failures} of {requests} requests failed, {spanning} of them while it ran (the "
+        f"failure rate is below {3 / max(spanning, 1):.2%} with 95% confidence); pods that "
+        f"answered: {sorted(answered)}"
+    )
+    report.figures["locust_keep_alive_rollout"] = {
+        "requests": requests, "failures": failures, "during_restart": spanning,
+        "seconds": round(seconds, 1),
+    }  # fmt: skip
+    assert spanning >= 100, (
+        f"only {spanning} requests while the restart ran: 0 failures bound nothing"
+    )
+    assert failures == 0, (reports / "e2e-locust-drain.log").read_text()[-3000:]
+    assert set(new_pods) <= answered, f"keep-alive users never reached {set(new_pods) - answered}"
+    assert set(settled_pods) <= answered

@@ -29,7 +29,7 @@ TEST_COMMAND = (
     "nox -s offline-kind lint tests e2e example"
 )
 INSTALL_SERVE = "python3 -m pip install -e '.[serve,train]'"
-RUN_LOCALLY = "uvicorn service.app:app --host 127.0.0.1 --port 8000"
+RUN_LOCALLY = "python -m service.server --host 127.0.0.1 --port 8000"
 INSTALL_E2E = "python3 -m pip install -e '.[e2e]'"
 LOCUST_LOCALLY = "locust -f loadtest/locustfile.py --host http://127.0.0.1:8000 --expected-pods 1"
 INSTALL_PLUGIN = "python3 -m pip install ."
@@ -145,7 +145,7 @@ def answers(url: str, process: subprocess.Popen) -> Observation:
 def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(fresh, tmp_path):
     installed = shell(INSTALL_SERVE, fresh)
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
-    server = Started(RUN_LOCALLY, fresh, tmp_path / "uvicorn.log")
+    server = Started(RUN_LOCALLY, fresh, tmp_path / "server.log")
     try:
         wait_until(
             lambda: answers("http://127.0.0.1:8000/healthcheck", server.process),
@@ -159,7 +159,7 @@ def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(fr
     finally:
         log = server.stop()
     classify_lines = [line for line in log.splitlines() if "/iris/classify_iris" in line]
-    assert len(classify_lines) == 1, log  # the service's own line, not uvicorn's besides
+    assert len(classify_lines) == 1, log  # the server's own line, not uvicorn's besides
 
 
 @pytest.mark.readme
@@ -167,7 +167,7 @@ def test_locust_web_ui_against_the_local_service_passes_with_one_pod(fresh, tmp_
     for install in (INSTALL_SERVE, INSTALL_E2E):
         installed = shell(install, fresh)
         assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
-    server = Started(RUN_LOCALLY, fresh, tmp_path / "uvicorn.log")
+    server = Started(RUN_LOCALLY, fresh, tmp_path / "server.log")
     locust = None
     try:
         wait_until(
