@@ -15,18 +15,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-# pyproject.toml's `serve` extra is the one list of the service's dependencies. Only it is
-# copied before installing, so code changes leave this layer cached.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print(*p['optional-dependencies']['serve'], sep='\n')" > requirements.txt \
- && pip install -r requirements.txt
+# requirements/serve.txt locks pyproject.toml's `serve` extra, the one list of the service's
+# dependencies, with every file's hash (`nox -s lock` rewrites it). Only it is copied before
+# installing, so code changes leave this layer cached. --require-hashes and --no-deps install
+# exactly what it pins, and --only-binary no source build that would fetch an unlocked backend.
+COPY requirements/serve.txt requirements/
+RUN pip install --require-hashes --no-deps --only-binary :all: -r requirements/serve.txt
 
 # --- train: scikit-learn on top of deps, used once to write the artifact --------------------------
 FROM deps AS train
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print(*p['optional-dependencies']['train'], sep='\n')" > train-requirements.txt \
- && pip install -r train-requirements.txt
+# The `train` extra, locked on top of serve.txt's pins.
+COPY requirements/train.txt requirements/
+RUN pip install --require-hashes --no-deps --only-binary :all: -r requirements/train.txt
 COPY service/ ./service/
 # Bytecode is compiled here because the runtime filesystem is read-only; unchecked-hash keeps it
 # valid whatever mtimes the copy gives the sources.
