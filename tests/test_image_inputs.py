@@ -1,5 +1,5 @@
 """What the images are built from is pinned: lock files that agree with pyproject.toml, installed
-hash-checked and nothing else."""
+hash-checked and nothing else, on a base image named by digest."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ DOCKERFILES = ("Dockerfile", "loadtest/Dockerfile", "examples/echo/Dockerfile")
 LOCKED_INSTALL = re.compile(
     r"pip install --require-hashes --no-deps --only-binary :all: -r (?P<lock>\S+)"
 )
+PINNED_BASE = re.compile(r"^ARG BASE_IMAGE=python:3\.12-slim@(sha256:[0-9a-f]{64})$", re.M)
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,9 @@ def test_every_lock_is_installed_by_an_image_hash_checked_and_alone():
             and "--no-deps --no-build-isolation ." not in line
         ]
         assert unlocked == [], name
+
+
+def test_every_dockerfile_defaults_to_the_same_base_image_pinned_by_digest():
+    digests = {name: PINNED_BASE.findall(read(name)) for name in DOCKERFILES}
+    assert all(len(found) == 1 for found in digests.values()), digests
+    assert len({found[0] for found in digests.values()}) == 1, digests
