@@ -2,8 +2,14 @@
 # which passes BASE_IMAGE on machines that reach no registry.
 #
 # BASE_IMAGE: an official slim Python 3.11+ image, or a stand-in that looks like one (python on
-# PATH, the venv module): see e2e/harness/toolchain.py.
-ARG BASE_IMAGE=python:3.12-slim
+# PATH, the venv module): see ci/offline_kind/base_image.py. The default is pinned by digest, so
+# that every build starts from the same bytes; the tag beside it only says what they are. It is
+# the multi-arch index digest (linux/amd64, arm64 and more) of python:3.12-slim, then Python
+# 3.12.15 on Debian trixie, as `docker buildx imagetools inspect python:3.12-slim` printed it on
+# 2026-10-09 (recorded by public repositories that pin it, some of them through Dependabot). To
+# update: run that command, and put its `Digest:` here, in loadtest/Dockerfile and in
+# examples/echo/Dockerfile (tests/test_image_inputs.py checks that the three agree).
+ARG BASE_IMAGE=python:3.12-slim@sha256:a6e34c598f2467ed0e9a8d349809fcd8b5c603269512df273a0bb1784edc11b1
 
 # --- deps: the running service's dependencies in /opt/venv ---------------------------------------
 FROM ${BASE_IMAGE} AS deps
@@ -15,18 +21,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-# pyproject.toml's `serve` extra is the one list of the service's dependencies. Only it is
-# copied before installing, so code changes leave this layer cached.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print(*p['optional-dependencies']['serve'], sep='\n')" > requirements.txt \
- && pip install -r requirements.txt
+# requirements/serve.txt locks pyproject.toml's `serve` extra, the one list of the service's
+# dependencies, with every file's hash (`nox -s lock` rewrites it). Only it is copied before
+# installing, so code changes leave this layer cached. --require-hashes and --no-deps install
+# exactly what it pins, and --only-binary no source build that would fetch an unlocked backend.
+COPY requirements/serve.txt requirements/
+RUN pip install --require-hashes --no-deps --only-binary :all: -r requirements/serve.txt
 
 # --- train: scikit-learn on top of deps, used once to write the artifact --------------------------
 FROM deps AS train
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print(*p['optional-dependencies']['train'], sep='\n')" > train-requirements.txt \
- && pip install -r train-requirements.txt
+# The `train` extra, locked on top of serve.txt's pins.
+COPY requirements/train.txt requirements/
+RUN pip install --require-hashes --no-deps --only-binary :all: -r requirements/train.txt
 COPY service/ ./service/
 # Bytecode is compiled here because the runtime filesystem is read-only; unchecked-hash keeps it
 # valid whatever mtimes the copy gives the sources.

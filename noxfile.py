@@ -53,6 +53,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.locust_capacity")
 
 
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Rewrite requirements/*.txt from pyproject.toml (`-- --upgrade`: the newest releases)."""
+    session.install("uv>=0.4")
+    session.run("python", "-m", "ci.locks", *session.posargs)
+
+
 @nox.session(name="offline-kind", venv_backend="none")
 def offline_kind(session: nox.Session) -> None:
     """The offline toolchain from Debian's packages; nothing where a registry answers."""

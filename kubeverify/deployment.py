@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import yaml
 
+from kubeverify.apiversions import as_served
 from kubeverify.kube import KubeTarget
 from kubeverify.target import Target
 from kubeverify.waiting import Observation, wait_until
@@ -55,18 +57,29 @@ def _container(deployment: dict, target: Target) -> dict:
 class Deployment:
     """The target's Deployment as the checks drive it: apply, scale, restart, settle."""
 
-    def __init__(self, kube: KubeTarget, target: Target, image: str) -> None:
+    def __init__(
+        self, kube: KubeTarget, target: Target, image: str, say: Callable[[str], None] = print
+    ) -> None:
         self.kube = kube
         self.target = target
         self.image = image
+        self.say = say
+        self.said: set[str] = set()  # what apply() has told of, once a run: it re-applies often
 
     @property
     def name(self) -> str:
         return self.target.name
 
     def apply(self, replicas: int | None = None) -> None:
-        """`kubectl apply` of every manifest; scaling is re-applying with another count."""
-        objects = render(self.target, self.image, replicas, kubectl=self.kube)
+        """`kubectl apply` of every manifest; scaling is re-applying with another count. An
+        object in an API version the server predates goes in the older one it serves."""
+        objects, moved = as_served(
+            render(self.target, self.image, replicas, kubectl=self.kube), self.kube.api_versions
+        )
+        for line in moved:
+            if line not in self.said:
+                self.said.add(line)
+                self.say(line)
         self.kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
     def read(self):

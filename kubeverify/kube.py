@@ -91,6 +91,17 @@ class KubeTarget:
     def version(self) -> k8s.VersionInfo:
         return k8s.VersionApi(self.api).get_code()
 
+    @cached_property
+    def api_versions(self) -> frozenset[str]:
+        """Every apiVersion the server serves, as `kubectl api-versions` lists them."""
+        groups = k8s.ApisApi(self.api).get_api_versions().groups
+        return frozenset(
+            [
+                *k8s.CoreApi(self.api).get_api_versions().versions,
+                *(version.group_version for group in groups for version in group.versions),
+            ]
+        )
+
     def pods(self, selector: str) -> list[PodState]:
         items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)

@@ -128,7 +128,7 @@ class Stage:
         """Apply the manifests and wait until the pods are settled and each answers through the
         Service."""
         replicas = replicas or self.target.replicas
-        deployment = Deployment(self.kube, self.target, image)
+        deployment = Deployment(self.kube, self.target, image, say=self.timer.note)
         with self.timer.phase(f"rollout of {replicas} replicas"):
             deployment.apply(replicas)
             pods = deployment.wait_settled(replicas, progress=self.timer.note)
