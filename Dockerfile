@@ -1,5 +1,5 @@
-# The iris classifier's image. Build it with `nox -s image` (e2e.harness.image.build_image),
-# which passes BASE_IMAGE on machines that reach no registry.
+# The iris classifier's image. Build it with `nox -s image` (python -m kubeverify.image), which
+# passes BASE_IMAGE on machines that reach no registry.
 #
 # BASE_IMAGE: an official slim Python 3.11+ image, or a stand-in that looks like one (python on
 # PATH, the venv module): see ci/offline_kind/base_image.py. The default is pinned by digest, so
