@@ -108,12 +108,15 @@ def rejection_rate(
     """How often the chi-square test over `requests` rejects uniformity when the pods' true
     shares are `shares`, by simulating the test itself (fixed seed: repeatable). Power against
     a skewed split; the false-alarm rate against an even one."""
-    pods = len(shares)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(requests, shares, size=draws)
-    expected = requests / pods
-    statistics = ((counts - expected) ** 2 / expected).sum(axis=1)
-    return float(np.mean(statistics > stats.chi2.ppf(1 - alpha, pods - 1)))
+    counts = np.random.default_rng(seed).multinomial(requests, shares, size=draws)
+    return float(np.mean(chi_square(counts) > stats.chi2.ppf(1 - alpha, len(shares) - 1)))
+
+
+def chi_square(counts) -> np.ndarray:
+    """Pearson's statistic of per-pod counts against a uniform split, row by row."""
+    counts = np.atleast_2d(counts)
+    expected = counts.sum(axis=1, keepdims=True) / counts.shape[1]
+    return ((counts - expected) ** 2 / expected).sum(axis=1)
 
 
 def power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> float:

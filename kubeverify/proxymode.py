@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-ALPHA = 0.001
+from kubeverify.balance import ALPHA  # the false-alarm rate of every verdict here
+
 RANDOM = "random per connection"
 ROUND_ROBIN = "round robin"
 # What each kube-proxy mode does with a new connection (IPVS with its default scheduler).

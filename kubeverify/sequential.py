@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubeverify.balance import ALPHA, POWER, SKEW, required_requests, worst_shares
+from kubeverify.balance import ALPHA, POWER, SKEW, chi_square, required_requests, worst_shares
 
 LOOKS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)  # of the largest size, where the test may stop
 DESIGN_DRAWS = 100_000
@@ -35,20 +35,21 @@ class Design:
     critical: float  # unbalanced above this, at any look
     fixed: int  # what the fixed-size test sends, for comparison
 
+    def stops(self, look: int, statistics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the test stops at `look` (0-based), for each of `statistics`: (judged
+        unbalanced, judged balanced); neither: send the next group. The one rule, used on the
+        cluster (`decide`) and in every simulation of the design."""
+        unbalanced = statistics > self.critical
+        balanced = ~unbalanced
+        if look < len(self.sizes) - 1:
+            balanced &= statistics < self.futility[look]
+        return unbalanced, balanced
+
     def decide(self, look: int, statistic: float) -> str | None:
-        """The decision at `look` (0-based), or None: send the next group."""
-        if statistic > self.critical:
-            return UNBALANCED
-        if look == len(self.sizes) - 1 or statistic < self.futility[look]:
-            return BALANCED
-        return None
-
-
-def chi_square(counts: np.ndarray) -> np.ndarray:
-    """Pearson's statistic against a uniform split, row by row."""
-    counts = np.atleast_2d(counts)
-    expected = counts.sum(axis=1, keepdims=True) / counts.shape[1]
-    return ((counts - expected) ** 2 / expected).sum(axis=1)
+        """The decision at `look` (0-based) on one run's statistic, or None: send the next
+        group."""
+        unbalanced, balanced = self.stops(look, np.array([statistic]))
+        return UNBALANCED if unbalanced[0] else BALANCED if balanced[0] else None
 
 
 def _statistics(sizes: Sequence[int], shares, draws: int, seed: int) -> np.ndarray:
@@ -63,18 +64,15 @@ def _statistics(sizes: Sequence[int], shares, draws: int, seed: int) -> np.ndarr
     return np.array(rows)
 
 
-def _run(statistics: np.ndarray, sizes, futility, critical) -> tuple[float, float]:
+def _run(statistics: np.ndarray, design: Design) -> tuple[float, float]:
     """(share judged unbalanced, mean requests sent) of the simulated runs."""
     draws = statistics.shape[1]
     rejected = np.zeros(draws, bool)
     stopped = np.zeros(draws, bool)
-    sent = np.full(draws, float(sizes[-1]))
-    for look, size in enumerate(sizes):
-        active = ~stopped
-        reject = active & (statistics[look] > critical)
-        accept = active & ~reject
-        if look < len(sizes) - 1:
-            accept &= statistics[look] < futility[look]
+    sent = np.full(draws, float(design.sizes[-1]))
+    for look, size in enumerate(design.sizes):
+        unbalanced, balanced = design.stops(look, statistics[look])
+        reject, accept = ~stopped & unbalanced, ~stopped & balanced
         rejected |= reject
         sent[reject | accept] = size
         stopped |= reject | accept
@@ -84,8 +82,7 @@ def _run(statistics: np.ndarray, sizes, futility, critical) -> tuple[float, floa
 def simulate(design: Design, shares, draws: int = 20_000, seed: int = 0) -> tuple[float, float]:
     """How often `design` judges a Service with these true shares unbalanced, and how many
     requests it sends on average."""
-    statistics = _statistics(design.sizes, shares, draws, seed)
-    return _run(statistics, design.sizes, design.futility, design.critical)
+    return _run(_statistics(design.sizes, shares, draws, seed), design)
 
 
 @functools.cache
@@ -102,10 +99,11 @@ def design(pods: int, skew: float = SKEW, alpha: float = ALPHA, power: float = P
         low, high = 0.0, 200.0
         for _ in range(50):
             middle = (low + high) / 2
-            if _run(null, sizes, futility, middle)[0] > alpha:
+            if _run(null, Design(pods, sizes, futility, middle, fixed))[0] > alpha:
                 low = middle
             else:
                 high = middle
-        if _run(skewed, sizes, futility, high)[0] >= power:
-            return Design(pods, sizes, futility, high, fixed)
+        candidate = Design(pods, sizes, futility, high, fixed)
+        if _run(skewed, candidate)[0] >= power:
+            return candidate
     raise ValueError(f"no sequential design for {pods} pods within 3x the fixed size")

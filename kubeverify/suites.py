@@ -17,7 +17,6 @@ from collections import Counter
 from contextlib import contextmanager
 
 import httpx
-import numpy as np
 import pytest
 
 from kubeverify import balance, proxymode, sequential
@@ -118,6 +117,7 @@ def keep_alive_draws(endpoint, count: int) -> list:
         pods = {o.pod for o in requests}
         assert len(pods) == 1, f"the requests of one keep-alive connection reached {pods}"
         if endpoint.connection_header:
+            _assert_named(endpoint, requests)
             reused = shared_connections(requests)
             assert reused == len(requests) - 1, (
                 f"{endpoint.connection_header} named {len(requests) - reused} connections for "
@@ -140,7 +140,7 @@ def balance_verdict(endpoint, pods, run, report, label, how, draws=fresh_connect
         for look, size in enumerate(design.sizes):
             outcomes += draws(endpoint, size - len(outcomes))
             counts = balance.count_by(o.pod for o in outcomes)
-            statistic = sequential.chi_square(np.array([counts.get(pod, 0) for pod in pods]))
+            statistic = balance.chi_square([counts.get(pod, 0) for pod in pods])
             decided = design.decide(look, float(statistic[0]))
             if decided or any(not o.ok for o in outcomes):
                 break
@@ -171,12 +171,19 @@ def _assert_a_connection_each(endpoint, outcomes) -> None:
     came on a connection of its own (kube-proxy picks a pod per connection)."""
     if not endpoint.connection_header:
         return  # the target names no such header: the transport stays declared
-    unnamed = sum(o.connection is None for o in outcomes)
-    assert not unnamed, f"{unnamed} answers had no {endpoint.connection_header} header"
+    _assert_named(endpoint, outcomes)
     shared = shared_connections(outcomes)
     assert not shared, (
         f"{shared} of {len(outcomes)} requests came on a connection an earlier one used (by "
         f"{endpoint.connection_header}): their counts judge connections, not requests"
+    )
+
+
+def _assert_named(endpoint, outcomes) -> None:
+    unnamed = sum(o.connection is None for o in outcomes)
+    assert not unnamed, (
+        f"{unnamed} of {len(outcomes)} answers had no {endpoint.connection_header} header, "
+        "which the target says names each connection"
     )
 
 
@@ -246,8 +253,13 @@ class Scaling:
         self, deployment, settled_pods, endpoint, target, report, run, pytestconfig
     ):
         more = target.replicas + SCALE_UP_BY
-        deployment.apply(replicas=more)
-        pods = deployment.wait_settled(more)
+        traffic = BackgroundTraffic(endpoint)
+        with traffic.running():
+            started = time.monotonic()
+            deployment.apply(replicas=more)
+            pods = deployment.wait_settled(more)
+            ended = time.monotonic()
+        run.timer.note(traffic.lost_none(started, ended, f"scale {target.replicas} -> {more}"))
         warm_up = wait_until_every_pod_answers(endpoint, pods)
         run.timer.note(f"scale {target.replicas} -> {more}: every pod answered after {warm_up}")
         verdict = balance_verdict(

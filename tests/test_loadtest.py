@@ -406,3 +406,23 @@ def test_the_locust_image_installs_a_lock_of_locust_and_scikit_learn_its_context
     }
     assert {"locust", "scikit-learn"} <= names
     assert (assemble_context(tmp_path) / path).is_file()
+
+
+# Seeds of this file's own. Locust's chi-square judges a sample of the power calculation's
+# size from however many responses came: drawn here as a run of twice that size.
+@pytest.mark.parametrize(("pods", "seed"), [(3, 777), (5, 4242)])
+def test_locusts_chi_square_has_the_stated_power_and_false_alarm_rate(pods, seed):
+    names = tuple(f"pod-{i}" for i in range(pods))
+    thresholds = Thresholds(expected_pods=pods, max_skew=0)
+    total = 2 * required_requests(pods)
+    rng = np.random.default_rng(seed)
+
+    def failed(shares, runs):
+        fails = 0
+        for _ in range(runs):
+            counts = dict(zip(names, map(int, rng.multinomial(total, shares)), strict=True))
+            fails += not check(evaluate(figures(counts), thresholds), "balance chi-square").passed
+        return fails / runs
+
+    assert failed(worst_shares(pods), 2000) >= 0.985  # 0.99, less the noise of 2,000 runs
+    assert failed([1 / pods] * pods, 4000) <= 0.004  # 0.001 expected: 4 of 4,000

@@ -4,6 +4,7 @@ kube-proxy picks a pod per connection, so these are what the balance verdicts re
 import itertools
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -140,3 +141,12 @@ def test_keep_alive_draws_are_one_per_connection_each_on_one_pod():
         draws = suites.keep_alive_draws(endpoint, 12)
         assert len({o.pod for o in draws}) == 12
         assert len({o.connection for o in draws}) == 12
+
+
+def test_answers_that_do_not_name_their_connection_fail_the_proof():
+    with per_connection_pods() as endpoint:
+        unnamed = replace(endpoint, connection_header="X-Not-Sent")
+        with pytest.raises(AssertionError, match="30 of 30 answers had no X-Not-Sent header"):
+            suites.fresh_connection_draws(unnamed, 30)
+        with pytest.raises(AssertionError, match="3 of 3 answers had no X-Not-Sent header"):
+            suites.keep_alive_draws(unnamed, 2)

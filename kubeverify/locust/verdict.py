@@ -210,7 +210,7 @@ def _pods_by_connections(
         connections, how = figures.users, "users, a connection each at least"
     if connections:
         chance = chance_a_pod_gets_none(connections, thresholds.pod_count)
-        if chance < ALPHA:
+        if chance < (thresholds.alpha or ALPHA):
             return Check(pods.name, False, f"{pods.detail} (an even Service leaves a pod out of "
                          f"{connections} {how} with chance {chance:.1e})")  # fmt: skip
         why = f"{connections} {how} leave a pod out {chance:.1%} of the time on an even Service"
