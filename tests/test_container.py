@@ -209,8 +209,8 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(fresh_container):
             assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
         assert docker("kill", "--signal", "TERM", fresh_container.name).returncode == 0
         wait_until(
-            lambda: Observation("Shutting down" in fresh_container.logs(), "no shutdown yet"),
-            what="uvicorn to begin its shutdown",
+            lambda: Observation("service.server draining" in fresh_container.logs(), "not yet"),
+            what="the server to begin its drain",
             timeout=10,
             interval=0.1,
         )
