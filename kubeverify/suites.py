@@ -288,33 +288,21 @@ class Balance:
     """How the Service spreads requests: fresh connections balance; port-forward and keep-alive
     pin, and are shown never to judge balancing."""
 
-    def test_every_ready_pod_receives_a_uniform_share_of_fresh_connections(
-        self, settled_pods, endpoint, report, run, pytestconfig
+    # Fresh connections, a request each; and keep-alive connections, each one draw (what
+    # long-lived clients get: kube-proxy picks a pod per connection), judged with the same test.
+    @pytest.mark.parametrize(
+        ("label", "draws"),
+        [
+            ("Service, new connection per request", fresh_connection_draws),
+            ("Service, keep-alive connections (one draw each)", keep_alive_draws),
+        ],
+        ids=["fresh-connections", "keep-alive-connections"],
+    )
+    def test_every_ready_pod_receives_a_uniform_share_of_the_connections(
+        self, settled_pods, endpoint, report, run, pytestconfig, label, draws
     ):
-        verdict = balance_verdict(
-            endpoint,
-            settled_pods,
-            run,
-            report,
-            "Service, new connection per request",
-            pytestconfig.getoption("balance_test"),
-        )
-        assert verdict.balanced, verdict.explain()
-
-    def test_keep_alive_connections_spread_uniformly_one_draw_each(
-        self, settled_pods, endpoint, report, run, pytestconfig
-    ):
-        # What long-lived clients get: kube-proxy picks a pod per connection, so each
-        # keep-alive connection is one draw, judged with the same test and error rates.
-        verdict = balance_verdict(
-            endpoint,
-            settled_pods,
-            run,
-            report,
-            "Service, keep-alive connections (one draw each)",
-            pytestconfig.getoption("balance_test"),
-            draws=keep_alive_draws,
-        )
+        how = pytestconfig.getoption("balance_test")
+        verdict = balance_verdict(endpoint, settled_pods, run, report, label, how, draws=draws)
         assert verdict.balanced, verdict.explain()
 
     def test_kube_proxy_spreads_connections_as_its_mode_says(

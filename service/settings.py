@@ -89,20 +89,18 @@ class Settings:
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    return _setting(env, name, default, int, "an integer")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    return _setting(env, name, default, float, "a number of seconds")
+
+
+def _setting(env: Mapping[str, str], name: str, default, convert, what: str):
     raw = env.get(name)
     if not raw:
         return default
     try:
-        return float(raw)
+        return convert(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from None

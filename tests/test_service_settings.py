@@ -21,6 +21,20 @@ def test_defaults_name_the_host_and_an_unknown_node():
     assert settings.model_path == Path(DEFAULT_MODEL_PATH)
 
 
+def test_the_servers_limits_and_deadlines_default_to_the_stated_ones():
+    settings = Settings.from_env({})
+    limits = (settings.max_body_bytes, settings.max_head_bytes, settings.max_url_bytes)
+    assert limits == (64 * 1024, 16 * 1024, 8 * 1024)
+    deadlines = (
+        settings.head_timeout,
+        settings.body_timeout,
+        settings.keep_alive_timeout,
+        settings.shutdown_timeout,
+        settings.drain_idle,
+    )
+    assert deadlines == (10, 10, 5, 20, 1)
+
+
 def test_environment_overrides_every_default():
     settings = Settings.from_env(
         {
@@ -29,6 +43,13 @@ def test_environment_overrides_every_default():
             "MODEL_PATH": "/tmp/m.json",
             "MAX_BODY_BYTES": "1024",
             "MAX_BATCH_SIZE": "7",
+            "MAX_HEAD_BYTES": "4096",
+            "MAX_URL_BYTES": "2048",
+            "HEAD_TIMEOUT_SECONDS": "3",
+            "BODY_TIMEOUT_SECONDS": "4.5",
+            "KEEP_ALIVE_SECONDS": "2",
+            "SHUTDOWN_TIMEOUT_SECONDS": "25",
+            "DRAIN_IDLE_SECONDS": "0.5",
         }
     )
     assert settings == Settings(
@@ -37,6 +58,13 @@ def test_environment_overrides_every_default():
         model_path=Path("/tmp/m.json"),
         max_body_bytes=1024,
         max_batch_size=7,
+        max_head_bytes=4096,
+        max_url_bytes=2048,
+        head_timeout=3,
+        body_timeout=4.5,
+        keep_alive_timeout=2,
+        shutdown_timeout=25,
+        drain_idle=0.5,
     )
 
 
@@ -47,6 +75,9 @@ def test_environment_overrides_every_default():
         ({"MAX_BODY_BYTES": "0"}, "max_body_bytes must be at least 1"),
         ({"POD_NAME": "pod\r\nSet-Cookie: x=1"}, "pod_name must be non-empty printable ASCII"),
         ({"NODE_NAME": "nœud"}, "node_name must be non-empty printable ASCII"),
+        ({"HEAD_TIMEOUT_SECONDS": "soon"}, "HEAD_TIMEOUT_SECONDS must be a number of seconds"),
+        ({"BODY_TIMEOUT_SECONDS": "0"}, "body_timeout must be above 0 seconds"),
+        ({"MAX_HEAD_BYTES": "0"}, "max_head_bytes must be at least 1"),
     ],
 )
 def test_bad_settings_fail_at_start_up(env, message):
