@@ -134,6 +134,8 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
     # Keep-alive users hold their connections to the old pods through the restart: each
     # old pod must tell them to reconnect (Connection: close) rather than reset them.
     prefix = reports / "e2e-locust-drain"
+    for stale in reports.glob(f"{prefix.name}_*.csv"):
+        stale.unlink()  # an earlier run's, which Locust overwrites: not this run's figures
     command = locust_cli.headless_command(
         LOCUSTFILE, endpoint.base_url, users=DRAIN_USERS, seconds=DRAIN_MAX_SECONDS,
         csv_prefix=prefix,

@@ -1,5 +1,6 @@
 """`python -m kubeverify TARGET.toml [pytest options]`: the standard checks (replicas, scaling,
-balance, resilience) on the target, with no test code: pytest on kubeverify.checks."""
+balance, resilience, session affinity) on the target, with no test code: pytest on
+kubeverify.checks."""
 
 from __future__ import annotations
 
