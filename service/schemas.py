@@ -130,7 +130,10 @@ ANY_REQUEST_ANSWERS = {
 }
 IRIS_ANSWERS = {
     415: "Content-Type is not application/json",
-    422: "The body is not a valid request: every problem named by where it is and why",
+    422: (
+        f"The body is not a valid request (a repeated key included): the first "
+        f"{MAX_REPORTED_ISSUES} problems, each named by where it is and why"
+    ),
     503: "The model is not loaded yet",
 }
 
