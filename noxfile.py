@@ -45,7 +45,7 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: inference µs, classify vs healthcheck rps (wrk), Locust's capacity."""
+    """Benchmarks: inference µs; classify, healthcheck, hello world rps (wrk); Locust's capacity."""
     if not shutil.which("wrk"):
         session.error("the throughput bench needs wrk: `apt-get install wrk` (or brew install wrk)")
     session.install("-e", ".[bench]")

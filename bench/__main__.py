@@ -1,7 +1,8 @@
 """`python -m bench`: inference microseconds and HTTP requests per second, side by side.
 
-Goals: the service's inference under 20 µs per call, and classify at 80% or more of
-healthcheck's requests per second on one uvicorn worker.
+Goals: the service's inference under 20 µs per call; on one server process, classify at 80% or
+more of the healthcheck's requests per second and at 70% or more of FastAPI's hello world's,
+each judged only when the server, not wrk or other work on its core, bounded the runs.
 """
 
 from __future__ import annotations
@@ -10,16 +11,18 @@ import argparse
 import importlib.util
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from bench import inference, throughput
 from service.train import export, fit
 
 INFERENCE_GOAL_US = 20.0
-RATIO_GOAL = 0.80
+RATIO_GOALS = {throughput.HEALTHCHECK: 0.80, throughput.HELLO: 0.70}
 
 
 def verdict(met: bool) -> str:
@@ -51,37 +54,73 @@ def main(argv: list[str] | None = None) -> int:
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     parser_ = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    # Figures from a busy machine measure its other work as well; the load says how busy.
+    load = os.getloadavg()
     print(
-        f"\nHTTP, one uvicorn worker on {throughput.HOST} ({loop} loop, {parser_} parser), "
-        f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds:g} s per endpoint "
-        f"alternating, after {args.warmup:g} s warm-up each"
+        f"\nHTTP on {throughput.HOST} ({loop} loop, {parser_} parser), server on CPU "
+        f"{throughput.SERVER_CPU}, wrk -t1 -c{args.connections} on CPU {throughput.CLIENT_CPU}, "
+        f"{args.rounds} x {args.seconds:g} s per endpoint alternating, after {args.warmup:g} s "
+        f"warm-up each; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} before"
     )
     with tempfile.TemporaryDirectory(prefix="iris-bench-model-") as tmp:
         artifact = Path(tmp, "model.json")
         model.save(artifact)
-        runs, layout = throughput.measure(
+        runs, commands = throughput.measure(
             artifact, args.seconds, args.rounds, args.warmup, args.connections
         )
-    print(f"  {layout.describe()}")
-    header = f"{'round':<6}{'endpoint':<26} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7}"
-    print(f"  {header} {'server CPU':>10} {'wrk CPU':>7} {'req/CPU-s':>9}")
+    for app, command in commands.items():
+        print(f"  {app}: {shlex.join(command)}")
+    header = f"{'round':<6}{'endpoint':<28} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7}"
+    print(f"  {header} {'server CPU':>10} {'waited':>6} {'wrk CPU':>7} {'req/CPU-s':>9}  bound by")
     for number, round_ in enumerate(runs, 1):
         for run in round_:
             print(
-                f"  {number:<6}{run.endpoint:<26} {run.rps:>7,.0f} {run.p50_ms:>7.2f}"
-                f" {run.p99_ms:>7.2f} {run.server_cpu:>10.0%} {run.client_cpu:>7.0%}"
-                f" {run.per_cpu_second:>9,.0f}"
+                f"  {number:<6}{run.endpoint.name:<28} {run.rps:>7,.0f} {run.p50_ms:>7.2f}"
+                f" {run.p99_ms:>7.2f} {run.server_cpu:>10.0%} {run.server_waited:>6.0%}"
+                f" {run.client_cpu:>7.0%} {run.per_cpu_second:>9,.0f}  {run.bound_by()}"
             )
-    # Ratios within a round, then their median: drift between rounds cancels out.
-    ratio = statistics.median(classify.rps / health.rps for health, classify in runs)
-    cost_ratio = statistics.median(
-        classify.per_cpu_second / health.per_cpu_second for health, classify in runs
-    )
-    print(f"  classify / healthcheck, median over rounds: {ratio:.2f} of the requests per second,")
-    print(f"  {cost_ratio:.2f} of the requests per server CPU-second")
-    print(f"  goal: requests per second ratio >= {RATIO_GOAL:.2f}: {verdict(ratio >= RATIO_GOAL)}")
-    ok = ok and ratio >= RATIO_GOAL
+    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+    # The runs bounded by anything but the server measure that instead.
+    for endpoint in throughput.ENDPOINTS:
+        of_endpoint = [run for round_ in runs for run in round_ if run.endpoint == endpoint]
+        rps = [run.rps for run in of_endpoint if run.bound_by() == "server"]
+        figure = f"median {statistics.median(rps):>7,.0f} requests per second" if rps else "-"
+        print(f"  {endpoint.name:<28} {figure}, {len(rps)} of {len(of_endpoint)} runs server-bound")
+    for other, goal in RATIO_GOALS.items():
+        ok = ratio_verdict(runs, other, goal) and ok
     return 0 if ok else 1
+
+
+def ratio_verdict(
+    runs: list[list[throughput.Run]], other: throughput.Endpoint, goal: float
+) -> bool:
+    """Print classify's requests per second over `other`'s, from the rounds in which the server
+    bounded both runs; True when the goal is met."""
+    name = f"classify / {other.name}"
+    by_endpoint = [{run.endpoint: run for run in round_} for round_ in runs]
+    pairs = [(r[throughput.CLASSIFY], r[other]) for r in by_endpoint]
+    measured = [(a, b) for a, b in pairs if a.bound_by() == b.bound_by() == "server"]
+    if not measured:
+        bounds = Counter(
+            run.bound_by() for pair in pairs for run in pair if run.bound_by() != "server"
+        )
+        print(f"  {name}: {bound_phrase(bounds)}, not measured (goal >= {goal:.2f})")
+        return False
+    # Ratios within a round, then their median: drift between rounds cancels out.
+    ratio = statistics.median(a.rps / b.rps for a, b in measured)
+    cost = statistics.median(a.per_cpu_second / b.per_cpu_second for a, b in measured)
+    print(
+        f"  {name}: {ratio:.2f} of the requests per second ({cost:.2f} per server CPU-second), "
+        f"median of the {len(measured)} of {len(pairs)} rounds the server bounded; "
+        f"goal >= {goal:.2f}: {verdict(ratio >= goal)}"
+    )
+    return ratio >= goal
+
+
+def bound_phrase(bounds: Counter[str]) -> str:
+    """What held the server below its core instead, and in how many runs."""
+    named = {"client": "client-bound", "CPU 0 busy": "CPU 0 busy with other work"}
+    return ", ".join(f"{named[bound]} ({n} runs)" for bound, n in bounds.most_common())
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """`python -m bench.locust_capacity`: requests per second one Locust worker sustains on one pod.
 
-One uvicorn worker on 127.0.0.1 stands in for one pod; one Locust process (one worker: Locust
-uses a single core) runs the project's locustfile at it, with keep-alive connections and with
-a new connection per request, each bounded in time. With two cores or more the server and
-Locust are pinned apart, and the CPU each used while the users ran says which bounded the figure.
+One server process on 127.0.0.1, started as the image starts it, stands in for one pod; one
+Locust process (one worker: Locust uses a single core) runs the project's locustfile at it, with
+keep-alive connections and with a new connection per request, each bounded in time. The server
+is pinned to CPU 0 and Locust to CPU 1, and the CPU each used while the users ran says which
+bounded the figure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.throughput import Layout, cpu_layout, uvicorn_server
+from bench.throughput import CLIENT_CPU, SERVER_CPU, SERVICE_APP, pinned, serving
 from kubeverify.locust import cli as locust_cli
 from kubeverify.waiting import Observation, wait_until
 from service import train
@@ -62,7 +63,6 @@ def measure(
     mode: str,
     users: int,
     seconds: int,
-    layout: Layout,
     tmp: Path,
 ) -> Capacity:
     prefix = tmp / f"capacity-{mode}"
@@ -79,11 +79,8 @@ def measure(
             *("--expected-pods", "1", "--max-p95-ms", "0"),
         ],
     )
-    pin = layout.client_cpus
     children_before = _children_cpu_seconds()
-    with locust_cli.started(
-        command, log, preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None
-    ) as process:
+    with locust_cli.started(pinned(CLIENT_CPU, command), log) as process:
         # CPU counts from the moment the users start: Locust's start-up is not its capacity.
         wait_until(
             lambda: _users_started(log, process),
@@ -134,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 300 or not 1 <= args.users <= 1000:
         parser.error("--seconds must lie in 1..300 and --users in 1..1000")
-    layout = cpu_layout()
     # Figures from a busy machine measure its other work; the load says whether it was.
     load = os.getloadavg()[0]
     results = []
@@ -142,17 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         artifact = Path(tmp, "model.json")
         if train.main([str(artifact)]) != 0:
             return 1
-        with uvicorn_server(artifact, layout, Path(tmp, "server.log")) as (base, pid):
-            server = psutil.Process(pid)
+        with serving(SERVICE_APP, artifact, Path(tmp, "server.log")) as served:
+            server = psutil.Process(served.pid)
             for mode in MODES:
                 print(f"[capacity] {mode}: {args.users} users for {args.seconds} s ...", flush=True)
                 results.append(
-                    measure(base, server, mode, args.users, args.seconds, layout, Path(tmp))
+                    measure(served.base, server, mode, args.users, args.seconds, Path(tmp))
                 )
     print(
         f"\nOne Locust worker (FastHttpUser, {args.users} users, no think time) against one "
-        f"uvicorn worker on 127.0.0.1, {args.seconds} s per mode; "
-        f"{layout.describe().replace('wrk', 'Locust')}; load average {load:.1f} on "
+        f"server process on 127.0.0.1, {args.seconds} s per mode; server on CPU {SERVER_CPU}, "
+        f"Locust on CPU {CLIENT_CPU}; load average {load:.1f} on "
         f"{os.cpu_count()} CPUs before the runs"
     )
     print(

@@ -1,10 +1,12 @@
-"""Requests per second of one uvicorn worker, classify against healthcheck, measured with wrk.
+"""Requests per second of one server process, measured with wrk: classify, the service's
+healthcheck, and FastAPI's hello world (bench/hello.py), all served the way the image serves
+the service (`server_command`).
 
-Both endpoints get the same client, concurrency, duration and warm-up, and the measured runs
-alternate between them so that drift (CPU frequency, a noisy neighbour) hits both alike. With
-two cores or more, the server and wrk are pinned to different cores, and the CPU each used is
-reported: the server near 100% of its core with wrk well below shows that the server is what
-is measured, not the load generator.
+The server runs on CPU 0 (`taskset -c 0`) and wrk on CPU 1, and the server's CPU time over each
+run says what bounded it. A ratio of two servers' requests per second compares their costs
+only when both ran at their core's limit: at 40% of a core it measures wrk, or whatever else
+ran on CPU 0. Every endpoint gets the same client, concurrency, duration and warm-up, and the
+measured runs alternate so that drift (CPU frequency, a noisy neighbour) hits all alike.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,15 @@ from kubeverify.processes import stop
 from service.schemas import TUTORIAL_SAMPLE
 
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface
+SERVER_CPU = 0
+CLIENT_CPU = 1
+SATURATED = 0.9  # of one core: below it, the server was not what bounded the run
 START_TIMEOUT_S = 30.0
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+SERVICE_APP = None  # the app the image's CMD serves when given none
+HELLO_APP = "bench.hello:app"
 
 # wrk keeps its request loop in C as long as the script defines no request() or response():
 # a static request plus a done() that reports in JSON costs nothing per request.
@@ -48,29 +58,34 @@ end
 @dataclass(frozen=True)
 class Endpoint:
     name: str
+    app: str | None  # the import path of the app that serves it (None: the service)
     path: str
     setup: str = ""  # Lua that shapes wrk's request
 
 
-ENDPOINTS = (
-    Endpoint("GET /healthcheck", "/healthcheck"),
-    Endpoint(
-        "POST /iris/classify_iris",
-        "/iris/classify_iris",
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps(TUTORIAL_SAMPLE))}\n",
-    ),
+HEALTHCHECK = Endpoint("GET /healthcheck", SERVICE_APP, "/healthcheck")
+CLASSIFY = Endpoint(
+    "POST /iris/classify_iris",
+    SERVICE_APP,
+    "/iris/classify_iris",
+    'wrk.method = "POST"\n'
+    'wrk.headers["Content-Type"] = "application/json"\n'
+    f"wrk.body = {json.dumps(json.dumps(TUTORIAL_SAMPLE))}\n",
 )
+HELLO = Endpoint("GET / (FastAPI hello world)", HELLO_APP, "/")
+ENDPOINTS = (HEALTHCHECK, CLASSIFY, HELLO)
+# Where each app says it can serve: the service once its model is loaded.
+READY_PATHS = {SERVICE_APP: "/readyz", HELLO_APP: "/"}
 
 
 @dataclass(frozen=True)
 class Run:
-    endpoint: str
+    endpoint: Endpoint
     rps: float
     p50_ms: float
     p99_ms: float
-    server_cpu: float  # cores used on average
+    server_cpu: float  # cores used on average over the run
+    server_waited: float  # share of the run the server was runnable but waited for a CPU
     client_cpu: float
 
     @property
@@ -78,27 +93,40 @@ class Run:
         """Requests per second of server CPU: the cost, whatever else ran on the machine."""
         return self.rps / self.server_cpu if self.server_cpu else float("nan")
 
-
-@dataclass(frozen=True)
-class Layout:
-    server_cpus: frozenset[int] = frozenset()  # empty: not pinned
-    client_cpus: frozenset[int] = frozenset()
-
-    def describe(self) -> str:
-        if not self.server_cpus:
-            return "server and wrk share every core (fewer than 2 available)"
-        return f"server on CPU {sorted(self.server_cpus)}, wrk on CPU {sorted(self.client_cpus)}"
+    def bound_by(self) -> str:
+        if self.server_cpu >= SATURATED:
+            return "server"
+        # Below its limit because other processes held CPU 0 while it waited: for a tenth of
+        # the run or more, or for all the time it would have needed to reach its limit.
+        if self.server_waited >= 1 - SATURATED or self.server_cpu + self.server_waited >= SATURATED:
+            return "CPU 0 busy"
+        return "client"  # idle for want of requests
 
 
-def cpu_layout() -> Layout:
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return Layout()
-    return Layout(frozenset(cpus[:1]), frozenset(cpus[1:]))
+def image_command() -> list[str]:
+    """The Dockerfile's CMD: the command every pod runs."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if line.startswith("CMD ")]
+    if not commands:
+        raise RuntimeError(f"{DOCKERFILE} has no CMD")
+    # The last CMD is the final stage's: the image's.
+    return json.loads(commands[-1].removeprefix("CMD "))
 
 
-def _pinned_to(cpus: frozenset[int]) -> Callable[[], None] | None:
-    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+def server_command(app: str | None, port: int) -> list[str]:
+    """How the bench serves `app`: the one place it builds a server's command line.
+
+    The image's own command, read from the Dockerfile rather than copied here, serving `app`
+    (`--app`; None: the iris service, as in the image) on 127.0.0.1:`port` instead of the pod's
+    address. Its program is looked up where this interpreter's scripts are, as the image puts
+    its venv first on PATH.
+    """
+    program, *args = image_command()
+    served = ["--app", app] if app else []
+    return [
+        str(Path(sys.executable).parent / program), *args, *served, "--host", HOST, "--port",
+        str(port),
+    ]  # fmt: skip
 
 
 def _free_port() -> int:
@@ -107,9 +135,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    """`command` on `cpu` alone; taskset execs it, so the pid is the command's."""
+    if shutil.which("taskset") is None:
+        raise RuntimeError("taskset is not installed: `apt-get install -y util-linux`")
+    if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
+        raise RuntimeError(f"needs CPUs {SERVER_CPU} and {CLIENT_CPU}: one for each side")
+    return ["taskset", "-c", str(cpu), *command]
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _waited_seconds(pid: int) -> float:
+    """How long the server's main thread, which runs its event loop, has waited for a CPU."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def _children_cpu_seconds() -> float:
@@ -125,47 +167,48 @@ def _ready(url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+    command: list[str]
+
+
 @contextmanager
-def uvicorn_server(model_path: Path, layout: Layout, log: Path) -> Iterator[tuple[str, int]]:
-    """One uvicorn worker, started as the image starts it; yields its base URL and pid."""
+def serving(app: str, model_path: Path, log: Path) -> Iterator[Server]:
+    """`server_command(app)` on CPU 0, until it answers on its ready path; stopped after."""
     port = _free_port()
-    command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", HOST,
-               "--port", str(port), "--no-access-log"]  # fmt: skip
+    command = server_command(app, port)
     env = {**os.environ, "MODEL_PATH": str(model_path), "POD_NAME": "bench", "NODE_NAME": "bench"}
     with log.open("wb") as out:
         # The access log is written, as in production, only not to a terminal.
         server = subprocess.Popen(
-            command,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_pinned_to(layout.server_cpus),
+            pinned(SERVER_CPU, command), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     base = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _ready(base + "/readyz"):
+        while not _ready(base + READY_PATHS[app]):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"uvicorn not ready within {START_TIMEOUT_S:g} s (exit code "
+                    f"{app} not ready within {START_TIMEOUT_S:g} s (exit code "
                     f"{server.returncode}):\n{log.read_text()[-2000:]}"
                 )
             time.sleep(0.1)
-        yield base, server.pid
+        yield Server(base, server.pid, command)
     finally:
         stop(server, grace=10)
 
 
-def wrk(url: str, script: Path, seconds: float, connections: int, layout: Layout) -> dict:
+def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), url]
     # wrk stops by itself after `seconds`; the timeout only guards against a hang.
     done = subprocess.run(
-        command,
+        pinned(CLIENT_CPU, command),
         capture_output=True,
         text=True,
         timeout=seconds + 30,
         check=False,
-        preexec_fn=_pinned_to(layout.client_cpus),
     )
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited {done.returncode}: {done.stderr or done.stdout}")
@@ -180,36 +223,52 @@ def wrk(url: str, script: Path, seconds: float, connections: int, layout: Layout
 
 def measure(
     model_path: Path, seconds: float, rounds: int, warmup: float, connections: int
-) -> tuple[list[list[Run]], Layout]:
-    """One list per round, a Run per endpoint in ENDPOINTS order."""
+) -> tuple[list[list[Run]], dict[str, list[str]]]:
+    """One list per round, a Run per endpoint in ENDPOINTS order; and each app's command."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `apt-get install -y wrk` on Debian or Ubuntu")
-    layout = cpu_layout()
     runs: list[list[Run]] = []
-    with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp, ExitStack() as servers:
+        # Both up for the whole measurement, so that their runs can alternate; the one not
+        # under load idles.
+        served = {
+            app: servers.enter_context(serving(app, model_path, Path(tmp, f"server{i}.log")))
+            for i, app in enumerate(dict.fromkeys(endpoint.app for endpoint in ENDPOINTS))
+        }
         scripts = {}
         for i, endpoint in enumerate(ENDPOINTS):
             scripts[endpoint] = Path(tmp, f"endpoint{i}.lua")
             scripts[endpoint].write_text(endpoint.setup + _REPORT)
-        with uvicorn_server(model_path, layout, Path(tmp, "server.log")) as (base, pid):
+        for endpoint in ENDPOINTS:
+            wrk(served[endpoint.app].base + endpoint.path, scripts[endpoint], warmup, connections)
+        for _ in range(rounds):
+            runs.append([])
             for endpoint in ENDPOINTS:
-                wrk(base + endpoint.path, scripts[endpoint], warmup, connections, layout)
-            for _ in range(rounds):
-                runs.append([])
-                for endpoint in ENDPOINTS:
-                    server_cpu, client_cpu = _cpu_seconds(pid), _children_cpu_seconds()
-                    report = wrk(
-                        base + endpoint.path, scripts[endpoint], seconds, connections, layout
+                pid = served[endpoint.app].pid
+                cpu, waited, client = (
+                    _cpu_seconds(pid),
+                    _waited_seconds(pid),
+                    _children_cpu_seconds(),
+                )
+                started = time.monotonic()
+                report = wrk(
+                    served[endpoint.app].base + endpoint.path,
+                    scripts[endpoint],
+                    seconds,
+                    connections,
+                )
+                # From before wrk starts to after it exits: a little longer than its own
+                # duration, so the CPU shares err low, never into "server-bound".
+                window = time.monotonic() - started
+                runs[-1].append(
+                    Run(
+                        endpoint=endpoint,
+                        rps=report["requests"] / (report["duration_us"] / 1e6),
+                        p50_ms=report["p50_us"] / 1000,
+                        p99_ms=report["p99_us"] / 1000,
+                        server_cpu=(_cpu_seconds(pid) - cpu) / window,
+                        server_waited=(_waited_seconds(pid) - waited) / window,
+                        client_cpu=(_children_cpu_seconds() - client) / window,
                     )
-                    wall = report["duration_us"] / 1e6
-                    runs[-1].append(
-                        Run(
-                            endpoint=endpoint.name,
-                            rps=report["requests"] / wall,
-                            p50_ms=report["p50_us"] / 1000,
-                            p99_ms=report["p99_us"] / 1000,
-                            server_cpu=(_cpu_seconds(pid) - server_cpu) / wall,
-                            client_cpu=(_children_cpu_seconds() - client_cpu) / wall,
-                        )
-                    )
-    return runs, layout
+                )
+    return runs, {app: server.command for app, server in served.items()}

@@ -19,7 +19,17 @@ from starlette.requests import ClientDisconnect
 from service.access_log import configure_logging
 from service.body import RequestOnlyRoute, documented_body, parse_json_body
 from service.model import IrisModel, load_or_train
-from service.schemas import BatchResponse, IrisFeatures, Prediction, batch_request_model
+from service.schemas import (
+    ANY_REQUEST_ANSWERS,
+    IRIS_ANSWERS,
+    MAX_REPORTED_ISSUES,
+    BatchResponse,
+    IrisFeatures,
+    Prediction,
+    Readiness,
+    batch_request_model,
+    documented_answers,
+)
 from service.settings import Settings
 
 HEALTHY = "Iris classifier is ready!"
@@ -49,14 +59,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Iris classifier",
         summary="Classifies iris flowers from sepal and petal measurements in centimetres.",
         lifespan=lifespan,
+        responses=documented_answers(ANY_REQUEST_ANSWERS),
+        # Starlette's slash redirect builds its Location from the client's Host header: an
+        # open redirect for whoever can set that header. A path with a slash too many is a 404.
+        redirect_slashes=False,
     )
     app.state.model = None
 
     async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Without the offending input: echoing it reflects whatever a client sent, and a NaN
         # in it would not even render as JSON (the 422 would become a 500).
-        errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        # Capped: a batch of bad samples has a problem per sample, and an answer many times the
+        # size of the request would make the service an amplifier.
+        errors = exc.errors()
+        shown = [
+            {"loc": e["loc"], "msg": e["msg"], "type": e["type"]}
+            for e in errors[:MAX_REPORTED_ISSUES]
+        ]
+        body: dict[str, Any] = {"detail": shown}
+        if len(errors) > len(shown):
+            body["omitted_issues"] = len(errors) - len(shown)
+        return JSONResponse(body, status_code=422)
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -70,11 +93,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, internal_error)
 
+    # HEAD too, for probes and monitors that ask for the status alone; the server sends no body.
+    @app.head("/healthcheck", summary="Liveness, status only")
     @app.get("/healthcheck", summary="Liveness")
     async def healthcheck() -> str:
         return HEALTHY
 
-    @app.get("/readyz", summary="Readiness: 200 once the model is loaded, 503 before")
+    readiness = {
+        "summary": "Readiness: 200 once the model is loaded, 503 before",
+        "response_model": Readiness,
+        "responses": {503: {"model": Readiness, "description": "The model is not loaded yet"}},
+    }
+
+    @app.head("/readyz", **readiness)
+    @app.get("/readyz", **readiness)
     async def readyz(request: Request) -> JSONResponse:
         if request.app.state.model is None:
             return JSONResponse({"status": "loading"}, status_code=503)
@@ -82,7 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # The iris endpoints read and answer the request themselves (see service/body.py);
     # response_model documents the answer without validating it again.
-    iris = APIRouter(prefix="/iris", tags=["iris"], route_class=RequestOnlyRoute)
+    iris = APIRouter(
+        prefix="/iris",
+        tags=["iris"],
+        route_class=RequestOnlyRoute,
+        responses=documented_answers(IRIS_ANSWERS),
+    )
 
     @iris.post(
         "/classify_iris", response_model=Prediction, openapi_extra=documented_body(IrisFeatures)

@@ -6,6 +6,7 @@ prints what it measured.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from kubeverify.waiting import Observation, wait_until
@@ -524,3 +526,27 @@ def _in_flight(server: Server) -> int:
     table = Path(f"/proc/{server.process.pid}/net/tcp").read_text().splitlines()[1:]
     local = f":{server.port:04X}"
     return sum(1 for row in table if row.split()[1].endswith(local) and row.split()[3] == "01")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_bytes", "status"),
+    [
+        ("GET", "/healthcheck", b"GET /healthcheck HTTP/1.1\r\nX: a\x01\r\n\r\n", 400),
+        ("POST", "/iris/classify_iris", post_head(70_000), 413),
+        ("GET", "/healthcheck", b"GET /healthcheck?" + b"q" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        ("GET", "/healthcheck", b"GET /healthcheck HTTP/1.1\r\nX: " + b"a" * 17000, 431),
+    ],
+    ids=["400", "413", "414", "431"],
+)
+def test_the_servers_own_answers_are_the_ones_the_openapi_document_gives(
+    server, method, path, request_bytes, status
+):
+    openapi = httpx.get(f"{server.url}/openapi.json", timeout=5).json()
+    documented = openapi["paths"][path][method.lower()]["responses"][str(status)]
+    schema = documented["content"]["application/json"]["schema"]
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        answered, headers, body = read_answer(sock)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    jsonschema_rs.validate({**schema, "components": openapi["components"]}, json.loads(body))

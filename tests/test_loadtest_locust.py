@@ -7,7 +7,6 @@ on the wire (a new connection per request, or one per user) without a cluster.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import itertools
 import json
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from kubeverify.locust import cli as locust_cli
-from kubeverify.waiting import Observation, wait_until
+from kubeverify.waiting import DeadlineExceeded, Observation, wait_until
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
 
@@ -220,41 +219,92 @@ def test_bad_thresholds_stop_locust_before_any_request():
     assert service.requests == 0
 
 
+# Locust's imports take seconds, more on a busy machine; then workers report every 3 s
+# (Locust's WORKER_REPORT_INTERVAL), later when the machine is busy.
+LOCUST_START_S = 60
+REPORTS_DEADLINE_S = 30
+
+
 def test_worker_processes_report_their_counts_to_the_master(tmp_path):
+    # Not headless: at --run-time a headless master sends "quit" and gives the workers' last
+    # reports half a second (MasterRunner.quit), which a busy machine misses. With --autostart
+    # it stops the workers and keeps receiving their reports; it is ended once they are in.
     service = FakeService()
+    web_port, master_port = _free_port(), _free_port()
     with service.serving() as host:
-        run = locust(
-            host, "--processes", "2", "--think-time", "0", "--csv", str(tmp_path / "run"),
-            *NO_CHI_SQUARE, users=4,
+        command = _web_ui_command(
+            host, web_port, "--processes", "2", "-t", f"{RUN_SECONDS}s",
+            # Not Locust's default 5557: the workers of another run on this machine would join.
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            "--master-port", str(master_port),
+            # A bound: the test ends the run itself as soon as the reports are in.
+            "--autoquit", str(LOCUST_START_S + REPORTS_DEADLINE_S), "--stop-timeout", "5",
+            "--think-time", "0", "--csv", str(tmp_path / "run"), *NO_CHI_SQUARE, users=4,
         )  # fmt: skip
-    print(run.stdout)
-    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
-    assert run.stdout.count("verdict: PASSED") == 1  # the master's; workers do not judge
+        log = tmp_path / "locust.log"
+        with locust_cli.started(command, log) as master:
+            ui = f"http://127.0.0.1:{web_port}"
+            try:
+                seen = wait_until(
+                    lambda: _master_counts(ui, service.requests),
+                    what="the workers' last reports at the master",
+                    timeout=LOCUST_START_S + RUN_SECONDS + REPORTS_DEADLINE_S,
+                ).value
+            except DeadlineExceeded as error:
+                pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
+            master.terminate()  # Locust's own shutdown: the verdict, then the reports
+            exit_code = master.wait(timeout=REPORTS_DEADLINE_S)
+    output = log.read_text()
+    print(output)
+    assert exit_code == 0, output[-3000:]
+    assert output.count("verdict: PASSED") == 1  # the master's; workers do not judge
     counted = sum(
         int(line.split(",")[2])
         for line in (tmp_path / "run_pods.csv").read_text().splitlines()[1:]
         if line.startswith("pod,")
     )
-    requested = int(_aggregated(tmp_path / "run_stats.csv")["Request Count"])
     # Every answer the workers counted reached the master, and no answer went uncounted.
-    assert counted == requested == service.requests
+    assert service.requests > 100
+    assert counted == seen["pods"] == seen["requests"] == service.requests
     assert "verdict: PASSED" in (tmp_path / "run_verdict.txt").read_text()
 
 
-def _aggregated(stats_csv: Path) -> dict[str, str]:
-    with stats_csv.open() as handle:
-        return next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
+def _master_counts(ui: str, answered: int) -> Observation:
+    """Done once the run has stopped and the master counts every answer the service gave, in
+    Locust's statistics and in the per-pod counts."""
+    try:
+        stats = httpx.get(f"{ui}/stats/requests", timeout=2).json()
+        verdict = httpx.get(f"{ui}/kubeverify/verdict", timeout=2).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return Observation(False, f"{type(error).__name__}: {error}")
+    counts = {
+        "requests": next(row for row in stats["stats"] if row["name"] == "Aggregated")[
+            "num_requests"
+        ],
+        "pods": sum(verdict["pods"].values()),
+    }
+    done = stats["state"] == "stopped" and counts["requests"] == counts["pods"] == answered
+    return Observation(
+        done, f"state {stats['state']}, {counts}, the service answered {answered}", counts
+    )
+
+
+def _web_ui_command(host: str, web_port: int, *args: str, users: int) -> list[str]:
+    """Locust with its web UI on 127.0.0.1, starting the users at once."""
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+        "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart",
+        "-u", str(users), "-r", str(users), *args,
+    ]  # fmt: skip
 
 
 def test_the_web_ui_shows_pod_and_node_tabs_and_the_verdict_so_far(tmp_path):
     service = FakeService()
     web_port = _free_port()
     with service.serving() as host:
-        command = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
-            "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart",
-            "-u", "2", "-r", "2", "-t", "20s", "--autoquit", "0", "--think-time", "0.05",
-        ]  # fmt: skip
+        command = _web_ui_command(
+            host, web_port, "-t", "20s", "--autoquit", "0", "--think-time", "0.05", users=2
+        )
         ui = f"http://127.0.0.1:{web_port}"
         with locust_cli.started(command, tmp_path / "locust.log"):
             seen = wait_until(

@@ -7,11 +7,13 @@ import logging
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import numpy as np
 import pytest
 
+import service.body
 from service.app import HEALTHY
-from service.schemas import BatchResponse, Prediction
+from service.schemas import MAX_REPORTED_ISSUES, BatchResponse, Prediction
 from service.settings import DEFAULT_MAX_BATCH_SIZE
 
 pytestmark = pytest.mark.anyio
@@ -263,3 +265,156 @@ async def test_validation_errors_do_not_echo_the_input(client):
     response = await client.post(CLASSIFY, json=sample(sepal_length="a secret"))
     assert response.status_code == 422
     assert "a secret" not in response.text
+
+
+# --- API hygiene: what OpenAPI promises, repeated keys, redirects, HEAD, the size of a 422 -----
+
+
+def documented_schema(openapi: dict, method: str, path: str, status: int) -> dict | None:
+    """The body schema OpenAPI gives this answer, its references resolvable; KeyError when the
+    status is not documented, None when the answer has no body."""
+    answer = openapi["paths"][path][method.lower()]["responses"][str(status)]
+    content = answer.get("content")
+    if content is None:
+        return None
+    return {**content["application/json"]["schema"], "components": openapi["components"]}
+
+
+BAD_SAMPLES = {"samples": [sample(sepal_length=-1)] * DEFAULT_MAX_BATCH_SIZE}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        pytest.param("GET", "/healthcheck", {}, 200, id="healthcheck"),
+        pytest.param("HEAD", "/healthcheck", {}, 200, id="healthcheck-head"),
+        pytest.param("GET", "/readyz", {}, 200, id="readyz"),
+        pytest.param("HEAD", "/readyz", {}, 200, id="readyz-head"),
+        pytest.param("POST", CLASSIFY, {"json": SAMPLE}, 200, id="classify"),
+        pytest.param("POST", BATCH, {"json": {"samples": [SAMPLE]}}, 200, id="batch"),
+        pytest.param("POST", "/healthcheck", {}, 405, id="405-healthcheck"),
+        pytest.param("DELETE", "/readyz", {}, 405, id="405-readyz"),
+        pytest.param("GET", CLASSIFY, {}, 405, id="405-classify"),
+        pytest.param("POST", CLASSIFY, {"content": b"{}", "headers": TEXT}, 415, id="415"),
+        pytest.param("POST", CLASSIFY, {"json": {}}, 422, id="422"),
+        pytest.param("POST", BATCH, {"json": BAD_SAMPLES}, 422, id="422-capped"),
+    ],
+)
+async def test_every_answer_is_documented_with_the_body_it_carries(
+    client, method, path, kwargs, status
+):
+    openapi = (await client.get("/openapi.json")).json()
+    response = await client.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    # A method the path does not serve has no operation: the path's operations document its 405.
+    served = openapi["paths"][path]
+    for documented in [method] if method.lower() in served else list(served):
+        schema = documented_schema(openapi, documented, path, status)
+        if method != "HEAD":
+            assert schema is not None
+            assert response.headers["content-type"] == "application/json"
+            jsonschema_rs.validate(schema, response.json())
+
+
+async def test_answers_before_the_model_is_loaded_are_documented(unstarted_client):
+    openapi = (await unstarted_client.get("/openapi.json")).json()
+    for method, path, kwargs in [
+        ("GET", "/readyz", {}),
+        ("POST", CLASSIFY, {"json": SAMPLE}),
+        ("POST", BATCH, {"json": {"samples": [SAMPLE]}}),
+    ]:
+        response = await unstarted_client.request(method, path, **kwargs)
+        assert response.status_code == 503
+        jsonschema_rs.validate(documented_schema(openapi, method, path, 503), response.json())
+
+
+async def test_a_500_is_documented_with_its_body(app, client):
+    openapi = (await client.get("/openapi.json")).json()
+    app.state.model = BrokenModel()
+    response = await client.post(CLASSIFY, json=SAMPLE)
+    assert response.status_code == 500
+    jsonschema_rs.validate(documented_schema(openapi, "POST", CLASSIFY, 500), response.json())
+
+
+async def test_every_operation_documents_what_the_server_can_answer_on_any_path(client):
+    openapi = (await client.get("/openapi.json")).json()
+    operations = [(p, m, op) for p, ops in openapi["paths"].items() for m, op in ops.items()]
+    assert len(operations) == 6  # GET and HEAD of two probes, POST of two iris endpoints
+    for path, method, operation in operations:
+        for status in (400, 405, 408, 413, 414, 431, 500):
+            schema = documented_schema(openapi, method, path, status)
+            assert schema is not None
+            jsonschema_rs.validate(schema, {"detail": "what went wrong"})
+        assert "Allow" in operation["responses"]["405"]["headers"]
+
+
+REPEATED = '{"sepal_length": 1, ' + ALL_FIELDS + "}"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "where"),
+    [
+        pytest.param(CLASSIFY, REPEATED, "body.sepal_length", id="single"),
+        pytest.param(CLASSIFY, REPEATED.replace('"sepal_length": 1', '"sepal_length": "x"'),
+                     "body.sepal_length", id="first-value-invalid"),
+        pytest.param(CLASSIFY, REPEATED.replace('{"sepal_length"', r'{"sepal\u005flength"'),
+                     "body.sepal_length", id="escaped-key"),
+        pytest.param(BATCH, '{"samples": [{' + ALL_FIELDS + "}, " + REPEATED + "]}",
+                     "body.samples.1.sepal_length", id="in-a-sample"),
+        pytest.param(BATCH, '{"samples": [], "samples": [{' + ALL_FIELDS + "}]}", "body.samples",
+                     id="samples"),
+    ],
+)  # fmt: skip
+async def test_a_repeated_key_is_refused_naming_it(client, path, content, where):
+    # Parsers disagree on which of two values for a key they keep: a client and the service
+    # must never read different requests from the same bytes.
+    response = await client.post(path, content=content.encode(), headers=JSON)
+    assert response.status_code == 422, response.text
+    assert f"{where}: duplicate key '{where.rsplit('.', 1)[1]}'" in problem(response)
+
+
+async def test_valid_bodies_are_read_once(client, monkeypatch):
+    # The repeated-key check costs a count of quotes; a second reading of every valid body
+    # would cost as much as parsing it.
+    second_readings = []
+    monkeypatch.setattr(service.body, "repeated_keys", second_readings.append)
+    for path, body in [(CLASSIFY, SAMPLE), (BATCH, {"samples": [SAMPLE] * 100})]:
+        assert (await client.post(path, json=body)).status_code == 200
+    assert second_readings == []
+
+
+@pytest.mark.parametrize("path", ["/healthcheck/", "/readyz/", CLASSIFY + "/"])
+async def test_no_redirect_is_built_from_the_clients_host(client, path):
+    response = await client.get(path, headers={"host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/healthcheck", "/readyz"])
+async def test_probes_answer_head(client, path):
+    get, head = await client.get(path), await client.head(path)
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+async def test_head_on_readyz_says_not_ready_before_the_model_is_loaded(unstarted_client):
+    assert (await unstarted_client.head("/readyz")).status_code == 503
+
+
+async def test_a_422_lists_at_most_ten_problems_and_counts_the_rest(client):
+    request = json.dumps(BAD_SAMPLES).encode()
+    response = await client.post(BATCH, content=request, headers=JSON)
+    assert response.status_code == 422
+    body = response.json()
+    assert len(body["detail"]) == MAX_REPORTED_ISSUES == 10
+    assert body["omitted_issues"] == DEFAULT_MAX_BATCH_SIZE - 10
+    assert [e["loc"] for e in body["detail"]] == [
+        ["body", "samples", i, "sepal_length"] for i in range(10)
+    ]
+    assert len(response.content) < len(request) / 5
+
+
+async def test_a_422_within_the_cap_is_fastapis_shape(client):
+    response = await client.post(CLASSIFY, json=sample(sepal_length=-1))
+    assert response.status_code == 422
+    assert set(response.json()) == {"detail"}

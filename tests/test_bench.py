@@ -1,0 +1,49 @@
+"""The throughput bench: the one server command, and what bounded a run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import throughput
+from bench.throughput import CLASSIFY, Run
+
+
+def test_the_server_command_is_the_images_serving_the_given_app_on_loopback():
+    command = throughput.server_command("bench.hello:app", 8123)
+    # The image puts its venv first on PATH; the bench, this interpreter's.
+    assert Path(command[0]).parent == Path(sys.executable).parent
+    assert command[command.index("--app") + 1] == "bench.hello:app"
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == "8123"
+    assert "--app" not in throughput.server_command(throughput.SERVICE_APP, 8123)
+
+
+def test_the_server_command_is_the_dockerfiles(tmp_path, monkeypatch):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        'FROM base AS build\nCMD ["sh"]\nFROM base\n'
+        'CMD ["python", "-m", "service.server", \\\n     "--flag-of-the-image"]\n'
+    )
+    monkeypatch.setattr(throughput, "DOCKERFILE", dockerfile)
+    assert throughput.server_command("bench.hello:app", 8123)[1:] == [
+        "-m", "service.server", "--flag-of-the-image", "--app", "bench.hello:app",
+        "--host", "127.0.0.1", "--port", "8123",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("server_cpu", "server_waited", "bound_by"),
+    [
+        pytest.param(0.95, 0.02, "server", id="at-its-core"),
+        pytest.param(0.55, 0.40, "CPU 0 busy", id="waited-for-its-core"),
+        pytest.param(0.82, 0.09, "CPU 0 busy", id="would-have-reached-its-core"),
+        pytest.param(0.80, 0.12, "CPU 0 busy", id="waited-a-tenth"),
+        pytest.param(0.50, 0.02, "client", id="idle"),
+    ],
+)
+def test_what_bounded_a_run(server_cpu, server_waited, bound_by):
+    run = Run(CLASSIFY, 1000.0, 1.0, 2.0, server_cpu, server_waited, client_cpu=0.2)
+    assert run.bound_by() == bound_by
