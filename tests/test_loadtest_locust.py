@@ -222,10 +222,11 @@ def test_bad_thresholds_stop_locust_before_any_request():
 
 def test_worker_processes_report_their_counts_to_the_master(tmp_path):
     service = FakeService()
+    master = str(_free_port())  # not Locust's default 5557, which another process may hold
     with service.serving() as host:
         run = locust(
             host, "--processes", "2", "--think-time", "0", "--csv", str(tmp_path / "run"),
-            *NO_CHI_SQUARE, users=4,
+            "--master-bind-port", master, "--master-port", master, *NO_CHI_SQUARE, users=4,
         )  # fmt: skip
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
