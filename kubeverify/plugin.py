@@ -8,7 +8,6 @@ libraries load when a fixture first needs them.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kubeverify.preflight import PreflightError
+from kubeverify.processes import interrupt_on_termination
 from kubeverify.report import RunReport, suite_of
 from kubeverify.target import Target, TargetError, load
 from kubeverify.timing import PhaseTimer, format_table
@@ -147,16 +147,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             raise pytest.UsageError(str(error)) from None
 
 
-def _interrupt_on_termination() -> None:
-    """A terminated run (CI timeout, `kill`) tears down as Ctrl-C does: nothing left behind."""
-
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
-
-
 @pytest.fixture(scope="session")
 def run(pytestconfig: pytest.Config) -> Run:
     return pytestconfig.stash[RUN]
@@ -195,7 +185,7 @@ def stage(pytestconfig: pytest.Config, run: Run, target: Target):
         base_url=option("base_url"),
     )
     run.stage = Stage(target, options, run.timer)
-    _interrupt_on_termination()
+    interrupt_on_termination()
     try:
         try:
             run.stage.up()
