@@ -89,3 +89,57 @@ def test_a_run_with_a_target_writes_junit_xml_beside_its_summary(pytester):
     assert told.read_text() == "mine.xml"  # a path given wins
     pytester.runpytest()
     assert told.read_text() == "None"  # no target: the plugin writes nothing
+
+
+@pytest.fixture
+def staged(pytester, monkeypatch):
+    """A target and three tests that each need the stage, as a suite's tests do."""
+    from tests.test_target import MINIMAL
+
+    (pytester.path / "manifests").mkdir()
+    pytester.makefile(".toml", verify=MINIMAL)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_uses_the_stage(kube, n):
+            pass
+        """
+    )
+    for variable in ("KUBEVERIFY_TOOLCHAIN", "KUBEVERIFY_TOOLCHAIN_ENV"):
+        monkeypatch.delenv(variable, raising=False)
+    return pytester
+
+
+def _stopped_in_one_line(result, message: str) -> None:
+    """The run stops before any test with exit code 4 and `message`, once, and no tracebacks
+    or test errors besides."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    (line,) = [line for line in output.splitlines() if "kubeverify: " in line]
+    assert f"Exit: kubeverify: {message} !" in line
+    assert "Traceback" not in output
+    assert not [line for line in output.splitlines() if line.startswith(("E ", "ERROR"))]
+
+
+def test_a_bad_toolchain_choice_stops_the_run_in_one_line(staged, monkeypatch):
+    monkeypatch.setenv("KUBEVERIFY_TOOLCHAIN", "sideways")
+    result = staged.runpytest("--target", "verify.toml")
+    _stopped_in_one_line(
+        result,
+        "KUBEVERIFY_TOOLCHAIN is 'sideways': set it to auto, online, offline, or unset it "
+        "(auto: offline only when no registry answers)",
+    )
+
+
+def test_a_bad_toolchain_env_file_stops_the_run_in_one_line(staged, monkeypatch):
+    monkeypatch.setenv("KUBEVERIFY_TOOLCHAIN", "offline")
+    (staged.path / "env.json").write_text('{"kind": "/k"}')
+    result = staged.runpytest("--target", "verify.toml", "--toolchain-env", "env.json")
+    _stopped_in_one_line(
+        result,
+        "offline toolchain env file env.json lacks ['base_image', 'kubectl', 'node_image']: "
+        "rebuild the offline toolchain, or name another file with --toolchain-env or "
+        "KUBEVERIFY_TOOLCHAIN_ENV",
+    )
