@@ -147,6 +147,7 @@ class KindProjectCluster:
             kind_path=Path(self.kind),
             kubectl_path=Path(self.kubectl),
         )
+        self.publish_port = publish_port
         self.config = kind_config(target, publish_port)
         self.created = False  # this run made the cluster: it deletes it, unless kept
         self.reused = False  # the cluster was there before this run: never deleted
@@ -164,10 +165,7 @@ class KindProjectCluster:
             preflight.memory_for(len(self.config["nodes"]))
             for port, (address, _) in published_ports(self.config).items():
                 if port_taken(port, "127.0.0.1" if address == "0.0.0.0" else address):
-                    raise PreflightError(
-                        f"{address}:{port}, which the kind config publishes, is taken: free it, "
-                        "or publish the Service elsewhere with --publish-port N"
-                    )
+                    raise PreflightError(self._port_taken_message(address, port))
         self.network_existed = _docker_network_exists(KIND_NETWORK)
         kubeconfig = self.cluster.kubeconfig_path
         phase = f"reuse cluster {self.name}" if self.reused else f"create cluster {self.name}"
@@ -181,6 +179,17 @@ class KindProjectCluster:
             kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
             wait_nodes_ready(kube, count=len(self.config["nodes"]))
         return kube
+
+    def _port_taken_message(self, address: str, port: int) -> str:
+        if port == self.publish_port:
+            return (
+                f"{address}:{port}, given with --publish-port, is taken: free it, or choose "
+                "another port"
+            )
+        return (
+            f"{address}:{port}, which the kind config publishes, is taken: free it, or publish "
+            "the Service elsewhere with --publish-port N"
+        )
 
     def _create(self, kubeconfig: Path) -> None:
         config_file = self.cluster.path / "kind-config.yaml"

@@ -315,3 +315,16 @@ def test_a_port_taken_stops_the_run_in_one_line_before_anything_is_made(machine,
     assert not machine.ran("kind", "create")
     assert not machine.ran("kind", "delete")
     assert not machine.ran("docker", "network")
+
+
+def test_a_taken_port_given_with_publish_port_says_choose_another(machine, make):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        given = listener.getsockname()[1]
+        with pytest.raises(PreflightError) as error:
+            _up_and_down(make(publish_port=given), None)
+    assert str(error.value) == (
+        f"127.0.0.1:{given}, given with --publish-port, is taken: free it, or choose another port"
+    )
+    assert not machine.ran("kind", "create")
