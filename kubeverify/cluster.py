@@ -13,7 +13,6 @@ naming the way out. The same holds for the `kind` Docker network.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import uuid
@@ -283,10 +282,9 @@ class ExistingCluster:
         timer: PhaseTimer,
         namespace: str | None = None,
         keep: bool = False,
+        kubectl: str | None = None,
     ) -> None:
-        kubectl = shutil.which("kubectl")
-        if not kubectl:
-            raise PreflightError("existing-cluster mode needs kubectl on PATH")
+        kubectl = preflight.kubectl_binary(kubectl)  # the one given, else PATH's
         self.given_namespace = namespace is not None
         self.namespace = namespace or f"kubeverify-{uuid.uuid4().hex[:8]}"
         self.kube = KubeTarget(kubeconfig, kubectl, context=context, namespace=self.namespace)
