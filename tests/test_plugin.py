@@ -4,6 +4,7 @@ import pytest
 
 from kubeverify.plugin import PYTEST_KIND_HELP, record_outcome
 from kubeverify.report import overall, suite_outcomes
+from tests.test_target import MINIMAL
 
 pytest_plugins = ["pytester"]
 
@@ -144,8 +145,6 @@ def test_a_run_with_a_target_writes_junit_xml_beside_its_summary(pytester):
 @pytest.fixture
 def staged(pytester, monkeypatch):
     """A target and three tests that each need the stage, as a suite's tests do."""
-    from tests.test_target import MINIMAL
-
     (pytester.path / "manifests").mkdir()
     pytester.makefile(".toml", verify=MINIMAL)
     pytester.makepyfile(
