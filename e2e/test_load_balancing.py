@@ -2,10 +2,10 @@
 skew on the real cluster that the verdict must catch."""
 
 import copy
-import json
 
 import yaml
 
+from e2e import nodeport
 from kubeverify import suites
 from kubeverify.deployment import render
 from kubeverify.traffic import wait_until_every_pod_answers
@@ -18,7 +18,6 @@ class TestBalance(suites.Balance):
 
 SKEW_APP = "iris-skew"
 TWIN = "iris-skew-twin"
-NODE_PORT_SERVICE = "iris-classifier-nodeport"
 
 
 def _skew_deployments(deployment) -> list[dict]:
@@ -45,11 +44,6 @@ def _skew_deployments(deployment) -> list[dict]:
     return made
 
 
-def _endpoints_are(kube, pods: set[str]) -> Observation:
-    ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
-    return Observation(ready == pods and not not_ready, f"ready {sorted(ready)}")
-
-
 def test_a_partial_skew_fails_through_the_chi_square(
     settled_pods, deployment, kube, endpoint, run, report, pytestconfig
 ):
@@ -58,38 +52,24 @@ def test_a_partial_skew_fails_through_the_chi_square(
     chi-square can catch it."""
     documents = _skew_deployments(deployment)
     kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
-    service = kube.core.read_namespaced_service(NODE_PORT_SERVICE, kube.namespace)
-    selector = dict(service.spec.selector)
     try:
         skewed = wait_until(
             lambda: _ready_skew_pods(kube), what="4 iris-skew pods ready", timeout=120
         ).value
-        kube.kubectl(
-            "patch", "service", NODE_PORT_SERVICE, "--type=json",
-            "-p", json.dumps([{"op": "replace", "path": "/spec/selector",
-                               "value": {"app": SKEW_APP}}]),
-        )  # fmt: skip
-        wait_until(lambda: _endpoints_are(kube, skewed), what="skewed endpoints", timeout=60)
-        identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
-        wait_until_every_pod_answers(endpoint, identities)
-        verdict = suites.balance_verdict(
-            endpoint,
-            identities,
-            run,
-            report,
-            "negative control: 4 pods, 2 sharing a name",
-            pytestconfig.getoption("balance_test"),
-        )
+        with nodeport.selecting(kube, {"app": SKEW_APP}, skewed, back_to=settled_pods):
+            identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
+            wait_until_every_pod_answers(endpoint, identities)
+            verdict = suites.balance_verdict(
+                endpoint,
+                identities,
+                run,
+                report,
+                "negative control: 4 pods, 2 sharing a name",
+                pytestconfig.getoption("balance_test"),
+            )
     finally:
-        kube.kubectl(
-            "patch", "service", NODE_PORT_SERVICE, "--type=json",
-            "-p", json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
-        )  # fmt: skip
         for document in documents:
             kube.kubectl("delete", "deployment", document["metadata"]["name"], "--wait=false")
-        wait_until(
-            lambda: _endpoints_are(kube, set(settled_pods)), what="endpoints back", timeout=60
-        )
     run.timer.note(f"negative control, 1:1:2 over {identities}: {verdict.explain()}")
     assert (verdict.missing, verdict.unexpected) == ((), ())  # every identity answered
     assert not verdict.balanced, verdict.explain()

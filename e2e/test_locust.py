@@ -6,12 +6,12 @@ Runs in the e2e session: the `e2e` extra installs Locust.
 """
 
 import csv
-import json
 import time
 from pathlib import Path
 
 import pytest
 
+from e2e import nodeport
 from kubeverify.locust import cli as locust_cli
 from kubeverify.traffic import wait_until_every_pod_answers
 from kubeverify.waiting import Observation, wait_until
@@ -20,9 +20,7 @@ USERS = 10
 SECONDS = 25
 SKEWED_SECONDS = 15
 SKEW_LABEL = "iris-e2e-skew"
-ENDPOINTS_TIMEOUT = 60
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
-NODE_PORT_SERVICE = "iris-classifier-nodeport"
 DRAIN_USERS = 20
 DRAIN_MAX_SECONDS = 300  # Locust's bound; the test stops it once the restart is over
 
@@ -79,44 +77,22 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
 ):
     only = settled_pods[0]
     starved = sorted(settled_pods[1:])
-    service = kube.core.read_namespaced_service(NODE_PORT_SERVICE, kube.namespace)
-    selector = dict(service.spec.selector)
     kube.kubectl("label", "pod", only, f"{SKEW_LABEL}=only")
     try:
-        # Strategic merge: the selector keeps app=iris-classifier and gains the label.
-        kube.kubectl(
-            "patch", "service", NODE_PORT_SERVICE,
-            "-p", json.dumps({"spec": {"selector": {SKEW_LABEL: "only"}}}),
-        )  # fmt: skip
-        wait_until(
-            lambda: _nodeport_endpoints(kube, {only}),
-            what=f"{NODE_PORT_SERVICE} sending only to {only}",
-            timeout=ENDPOINTS_TIMEOUT,
-        )
-        wait_until_every_pod_answers(endpoint, [only])
-        done = _locust(endpoint, settled_pods, reports, "skewed", SKEWED_SECONDS)
+        # The selector keeps app=iris-classifier and gains the label.
+        with nodeport.selecting(
+            kube, {SKEW_LABEL: "only"}, [only], back_to=settled_pods, added=True
+        ):
+            wait_until_every_pod_answers(endpoint, [only])
+            done = _locust(endpoint, settled_pods, reports, "skewed", SKEWED_SECONDS)
     finally:
-        kube.kubectl(
-            "patch", "service", NODE_PORT_SERVICE, "--type=json",
-            "-p", json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
-        )  # fmt: skip
         kube.kubectl("label", "pod", only, f"{SKEW_LABEL}-")
-        wait_until(
-            lambda: _nodeport_endpoints(kube, set(settled_pods)),
-            what=f"{NODE_PORT_SERVICE} back to its {len(settled_pods)} pods",
-            timeout=ENDPOINTS_TIMEOUT,
-        )
     verdict = _verdict(done.stdout)
     run.timer.note(f"Locust against a Service selecting only {only}:\n{verdict}")
     report.figures["locust_skewed"] = {"exit_code": done.returncode, "only_pod": only}
     assert done.returncode == 1, f"{verdict}\n{done.stderr[-3000:]}"
     assert "verdict: FAILED (pods)" in verdict
     assert f"2 short, no response from {', '.join(starved)}" in verdict
-
-
-def _nodeport_endpoints(kube, pods: set[str]) -> Observation:
-    ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
-    return Observation(ready == pods and not not_ready, f"ready {sorted(ready)}")
 
 
 def _requests_so_far(prefix: Path, at_least: int) -> Observation:

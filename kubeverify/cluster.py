@@ -13,7 +13,6 @@ naming the way out. The same holds for the `kind` Docker network.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import uuid
@@ -147,9 +146,10 @@ class KindProjectCluster:
             kind_path=Path(self.kind),
             kubectl_path=Path(self.kubectl),
         )
+        self.publish_port = publish_port
         self.config = kind_config(target, publish_port)
-        self.created = False
-        self.reused = False
+        self.created = False  # this run made the cluster: it deletes it, unless kept
+        self.reused = False  # the cluster was there before this run: never deleted
         self.network_existed = True
 
     def exists(self) -> bool:
@@ -157,31 +157,38 @@ class KindProjectCluster:
 
     def up(self) -> KubeTarget:
         preflight.docker_engine()
-        reused = self.exists()
-        if reused:
+        self.reused = self.exists()
+        if self.reused:
             self._check_reusable()
         else:
             preflight.memory_for(len(self.config["nodes"]))
             for port, (address, _) in published_ports(self.config).items():
                 if port_taken(port, "127.0.0.1" if address == "0.0.0.0" else address):
-                    raise PreflightError(
-                        f"{address}:{port}, which the kind config publishes, is taken: free it, "
-                        "or publish the Service elsewhere with --publish-port N"
-                    )
+                    raise PreflightError(self._port_taken_message(address, port))
         self.network_existed = _docker_network_exists(KIND_NETWORK)
         kubeconfig = self.cluster.kubeconfig_path
-        phase = f"reuse cluster {self.name}" if reused else f"create cluster {self.name}"
+        phase = f"reuse cluster {self.name}" if self.reused else f"create cluster {self.name}"
         with self.timer.phase(phase):
-            if reused:
+            if self.reused:
                 # Fresh from kind: a kubeconfig file left by an earlier run may point elsewhere.
                 kubeconfig.write_text(_run([self.kind, "get", "kubeconfig", "--name", self.name]))
                 kubeconfig.chmod(0o600)
-                self.reused = True
             else:
                 self._create(kubeconfig)
             kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
             wait_nodes_ready(kube, count=len(self.config["nodes"]))
         return kube
+
+    def _port_taken_message(self, address: str, port: int) -> str:
+        if port == self.publish_port:
+            return (
+                f"{address}:{port}, given with --publish-port, is taken: free it, or choose "
+                "another port"
+            )
+        return (
+            f"{address}:{port}, which the kind config publishes, is taken: free it, or publish "
+            "the Service elsewhere with --publish-port N"
+        )
 
     def _create(self, kubeconfig: Path) -> None:
         config_file = self.cluster.path / "kind-config.yaml"
@@ -243,21 +250,21 @@ class KindProjectCluster:
         delete = f"{self.kind} delete cluster --name {self.name}"
         if self.reused:
             self.timer.note(f"cluster {self.name} was there before this run: left as it was")
-        elif not self.created:
-            return  # the run stopped before it made anything
-        elif self.keep:
+        elif self.created and self.keep:
             self.timer.note(
                 f"kept cluster {self.name} (kubeconfig {self.cluster.kubeconfig_path}); the next "
                 f"run reuses it and leaves it; delete it with: {delete}"
             )
-        else:
+        elif self.created:
             with self.timer.phase("teardown"):
-                self._delete()
+                self.cluster.delete()
+                self._remove_network()
+        else:
+            self._remove_network()  # a create that failed may have made it
 
-    def _delete(self) -> None:
-        self.cluster.delete()
-        # Only a network this run brought into being goes, and only when nothing else uses it:
-        # another kind cluster on the machine keeps it (docker refuses to remove it then).
+    def _remove_network(self) -> None:
+        """Only a network this run brought into being goes, and only when nothing else uses it:
+        another kind cluster on the machine keeps it (docker refuses to remove it then)."""
         if not self.network_existed:
             subprocess.run(
                 ["docker", "network", "rm", KIND_NETWORK], capture_output=True, check=False
@@ -275,10 +282,9 @@ class ExistingCluster:
         timer: PhaseTimer,
         namespace: str | None = None,
         keep: bool = False,
+        kubectl: str | None = None,
     ) -> None:
-        kubectl = shutil.which("kubectl")
-        if not kubectl:
-            raise PreflightError("existing-cluster mode needs kubectl on PATH")
+        kubectl = preflight.kubectl_binary(kubectl)  # the one given, else PATH's
         self.given_namespace = namespace is not None
         self.namespace = namespace or f"kubeverify-{uuid.uuid4().hex[:8]}"
         self.kube = KubeTarget(kubeconfig, kubectl, context=context, namespace=self.namespace)

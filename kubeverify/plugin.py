@@ -8,7 +8,7 @@ libraries load when a fixture first needs them.
 
 from __future__ import annotations
 
-import signal
+import argparse
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kubeverify.preflight import PreflightError
+from kubeverify.preflight import MIN_KIND, PINNED_KIND, PreflightError
+from kubeverify.processes import interrupt_on_termination
 from kubeverify.report import RunReport, suite_of
 from kubeverify.target import Target, TargetError, load
 from kubeverify.timing import PhaseTimer, format_table
@@ -31,6 +32,26 @@ if TYPE_CHECKING:
 
 PYTEST_KIND_DEFAULT_NAME = "pytest-kind"  # pytest-kind's --cluster-name default
 JUNIT_FILE = "e2e-junit.xml"
+
+# pytest-kind's options that kubeverify honours, told as they work here (pytest-kind's own help
+# describes its kind_cluster fixture, which kubeverify does not use).
+PYTEST_KIND_HELP = {
+    "--cluster-name": "the kind cluster's name; kubeverify's default: the target's [cluster] "
+    "name (pytest-kind's kind_cluster fixture: pytest-kind)",
+    "--keep-cluster": "kubeverify: keep a kind cluster this run created (the next run reuses it "
+    "and leaves it) or, in existing-cluster mode, the run's namespace; a cluster the run did "
+    "not create is never deleted, kept or not",
+    "--kubeconfig": "kubeverify: existing-cluster mode, on the cluster of this kubeconfig (see "
+    "--context), where the run creates nothing but a namespace of its own (pytest-kind's "
+    "kind_cluster fixture: this kubeconfig instead of the one kind writes)",
+    "--kind-image": "the kind node image; kubeverify's default: the offline toolchain's, else "
+    "the one the kind release pins by digest",
+    "--kind-bin": f"the kind to run, at least {'.'.join(map(str, MIN_KIND[:2]))} (an older one "
+    f"stops the run); kubeverify's default: the offline toolchain's, else PATH's if new "
+    f"enough, else kind {PINNED_KIND}, downloaded once and checksum-verified",
+    "--kind-kubectl-bin": "the kubectl to run, in kind and in existing-cluster mode; "
+    "kubeverify's default: the offline toolchain's, else PATH's; never downloaded",
+}
 
 
 @dataclass
@@ -50,8 +71,9 @@ RUN = pytest.StashKey[Run]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    # pytest-kind already offers --cluster-name, --keep-cluster and --kubeconfig, which this
-    # plugin honours; these complete them.
+    # pytest-kind already offers --cluster-name, --keep-cluster, --kubeconfig, --kind-image,
+    # --kind-bin and --kind-kubectl-bin, which this plugin honours (their help is retold in
+    # pytest_load_initial_conftests); these complete them.
     group = parser.getgroup("kubeverify", "kubeverify: verify a Deployment and its Service")
     group.addoption(
         "--target",
@@ -104,9 +126,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "against every split whose largest/smallest share is 1.5 or more",
     )
     group.addoption(
-        "--reports-dir", default="reports", help="where the JSON summary and chart go (reports)"
+        "--reports-dir",
+        default="reports",
+        help="where the JSON summary, the chart and the JUnit XML go (reports; --junitxml "
+        "puts the XML elsewhere)",
     )
     parser.addini("kubeverify_target", "the target file, relative to the ini file", default=None)
+
+
+CLUSTER_NAME_GIVEN = pytest.StashKey[bool]()
+
+
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """Every installed plugin has registered its options by now, and none is parsed for good:
+    pytest-kind's get help that says what they do under kubeverify, and whether --cluster-name
+    was given at all is noted (its default, pytest-kind's own name, is not used here; the same
+    name given is)."""
+    for option in parser.getgroup("kind").options:
+        for name in option.names():
+            if name in PYTEST_KIND_HELP:
+                option.attrs()["help"] = PYTEST_KIND_HELP[name]
+    # args holds the command line with addopts and PYTEST_ADDOPTS in front.
+    unset = argparse.Namespace(cluster_name=None)
+    given = parser.parse_known_args(args, namespace=unset).cluster_name
+    early_config.stash[CLUSTER_NAME_GIVEN] = given is not None
+
+
+def cluster_name(config: pytest.Config) -> str | None:
+    """The kind cluster's name asked for, or None for the target's own."""
+    name = config.getoption("cluster_name", None)
+    if name == PYTEST_KIND_DEFAULT_NAME and not config.stash.get(CLUSTER_NAME_GIVEN, False):
+        return None  # pytest-kind's default, not a name anyone gave
+    return name
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
@@ -147,16 +200,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             raise pytest.UsageError(str(error)) from None
 
 
-def _interrupt_on_termination() -> None:
-    """A terminated run (CI timeout, `kill`) tears down as Ctrl-C does: nothing left behind."""
-
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
-
-
 @pytest.fixture(scope="session")
 def run(pytestconfig: pytest.Config) -> Run:
     return pytestconfig.stash[RUN]
@@ -178,15 +221,14 @@ def stage(pytestconfig: pytest.Config, run: Run, target: Target):
     from kubeverify.stage import Options, Stage
 
     option = pytestconfig.getoption
-    name = option("cluster_name", None)
     options = Options(
         toolchain_env=option("toolchain_env"),
-        # pytest-kind's own options, honoured here as their help says.
+        # pytest-kind's own options, honoured here as PYTEST_KIND_HELP tells.
         kind_bin=option("kind_bin", None),
         kubectl_bin=option("kind_kubectl_bin", None),
         node_image=option("kind_image", None),
         publish_port=option("publish_port"),
-        cluster_name=None if name in (None, PYTEST_KIND_DEFAULT_NAME) else name,
+        cluster_name=cluster_name(pytestconfig),
         keep=bool(option("keep_cluster", False)),
         kubeconfig=Path(option("kubeconfig")) if option("kubeconfig", None) else None,
         context=option("context"),
@@ -195,7 +237,7 @@ def stage(pytestconfig: pytest.Config, run: Run, target: Target):
         base_url=option("base_url"),
     )
     run.stage = Stage(target, options, run.timer)
-    _interrupt_on_termination()
+    interrupt_on_termination()
     try:
         try:
             run.stage.up()

@@ -1,9 +1,10 @@
 """Checks before a kind cluster is made, each failing with one line that says the way out.
 
-kind comes from the toolchain or an option as it is, else from PATH when it is at least
-MIN_KIND, else it is the pinned release below, downloaded once and checked against its SHA-256
-(pytest-kind alone would fetch kind 0.17, whose node image is Kubernetes 1.25, long out of
-support, unchecked). kubectl comes from the toolchain, an option or PATH.
+kind comes from an option or the toolchain when it is at least MIN_KIND (an older one stops the
+run), else from PATH when it is at least MIN_KIND, else it is the pinned release below,
+downloaded once and checked against its SHA-256 (pytest-kind alone would fetch kind 0.17, whose
+node image is Kubernetes 1.25, long out of support, unchecked). kubectl comes from the
+toolchain, an option or PATH, and is never downloaded.
 """
 
 from __future__ import annotations
@@ -50,19 +51,37 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
+def _kind_too_old(kind: str) -> str | None:
+    """Why `kind` will not do (older than MIN_KIND, or silent about its version), else None."""
+    said = subprocess.run([kind, "version"], capture_output=True, text=True, check=False)
+    version = parse_version(said.stdout)
+    if version is not None and version >= MIN_KIND:
+        return None
+    minimum = ".".join(map(str, MIN_KIND))
+    return f"{kind} is {said.stdout.strip() or 'of unknown version'}, older than {minimum}"
+
+
 def kind_binary(given: str | None = None, say=print) -> tuple[str, bool]:
     """The kind to run, and whether it is the pinned release: one given (toolchain or
-    --kind-bin) as it is; else kind on PATH if it is at least MIN_KIND; else PINNED_KIND."""
+    --kind-bin) if it is at least MIN_KIND, else the run stops; else kind on PATH if it is at
+    least MIN_KIND; else PINNED_KIND."""
+    minimum = ".".join(map(str, MIN_KIND))
     if given:
+        try:
+            too_old = _kind_too_old(given)
+        except OSError as error:
+            too_old = f"{given} cannot be run ({error.strerror})"
+        if too_old:
+            raise PreflightError(
+                f"{too_old}: pass kind {minimum} or newer with --kind-bin PATH ({KIND_INSTALL})"
+            )
         return given, False
     found = shutil.which("kind")
-    minimum = ".".join(map(str, MIN_KIND))
     if found:
-        said = subprocess.run([found, "version"], capture_output=True, text=True, check=False)
-        version = parse_version(said.stdout)
-        if version is not None and version >= MIN_KIND:
+        too_old = _kind_too_old(found)
+        if too_old is None:
             return found, False
-        say(f"{found} is {said.stdout.strip() or 'of unknown version'}, older than {minimum}")
+        say(too_old)
     return str(pinned_kind(say=say)), True
 
 

@@ -1,7 +1,9 @@
-"""Ending child processes (port-forwards, servers, Locust) so that none outlives its block."""
+"""Ending child processes (port-forwards, servers, Locust) so that none outlives its block,
+and a run that is itself ended (SIGTERM, SIGHUP) unwinding as Ctrl-C does."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -56,3 +58,14 @@ def stream(
     if timer and code < 0 and time.monotonic() - started >= timeout:
         raise TimeoutError(f"{command[0]} ran past {timeout:g} s:\n" + "\n".join(lines[-40:]))
     return code, lines
+
+
+def interrupt_on_termination() -> None:
+    """A terminated run (CI timeout, `kill`, a closed terminal) raises KeyboardInterrupt, as
+    Ctrl-C does, so that its `finally` blocks tear down what it made: nothing left behind."""
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)

@@ -30,7 +30,7 @@ class Options:
 
     toolchain_env: str | None = None
     kind_bin: str | None = None  # these three win over the toolchain's
-    kubectl_bin: str | None = None
+    kubectl_bin: str | None = None  # also the existing-cluster mode's (else PATH's)
     node_image: str | None = None
     publish_port: int | None = None  # kind: publish the Service on this loopback port
     cluster_name: str | None = None
@@ -44,6 +44,22 @@ class Options:
     @property
     def existing_cluster(self) -> bool:
         return bool(self.kubeconfig or self.context)
+
+    def unused(self) -> list[str]:
+        """A warning for each option given that this run's mode does not use."""
+        if self.existing_cluster and self.publish_port is not None:
+            return [
+                f"--publish-port {self.publish_port} is for a kind cluster; this run uses an "
+                "existing one (--kubeconfig or --context): ignored, --base-url says where the "
+                "Service is reached"
+            ]
+        if not self.existing_cluster and self.namespace is not None:
+            return [
+                f"--namespace {self.namespace} is for an existing cluster (--kubeconfig or "
+                "--context); this run makes a kind cluster: ignored, the target's namespace is "
+                "used"
+            ]
+        return []
 
 
 @dataclass
@@ -74,10 +90,17 @@ class Stage:
 
     def up(self) -> KubeTarget:
         options = self.options
+        for warning in options.unused():
+            self.timer.note(f"warning: {warning}")
         if options.existing_cluster:
             kubeconfig = options.kubeconfig or Path.home() / ".kube/config"
             self.cluster = ExistingCluster(
-                kubeconfig, options.context, self.timer, options.namespace, options.keep
+                kubeconfig,
+                options.context,
+                self.timer,
+                options.namespace,
+                options.keep,
+                options.kubectl_bin,
             )
             self.notes.append("existing cluster")
         else:

@@ -57,10 +57,27 @@ def registry_reachable(url: str = REGISTRY_PROBE_URL, timeout: float = 5.0) -> b
 
 
 def load_env_file(path: Path) -> dict[str, str]:
-    env = json.loads(path.read_text())
+    """The offline toolchain's record: a JSON object naming every one of ENV_KEYS."""
+    way_out = (
+        f"rebuild the offline toolchain, or name another file with --toolchain-env or "
+        f"{ENV_FILE_VARIABLE}"
+    )
+    try:
+        env = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+        raise PreflightError(
+            f"offline toolchain env file {path} cannot be read as JSON ({error}): {way_out}"
+        ) from None
+    if not isinstance(env, dict):
+        raise PreflightError(
+            f"offline toolchain env file {path} holds a JSON {type(env).__name__}, not an "
+            f"object naming {sorted(ENV_KEYS)}: {way_out}"
+        )
     missing = ENV_KEYS - env.keys()
     if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}: rebuild the offline toolchain")
+        raise PreflightError(
+            f"offline toolchain env file {path} lacks {sorted(missing)}: {way_out}"
+        )
     return env
 
 
@@ -71,7 +88,10 @@ def detect(env_file: str | Path | None = None, choice: str | None = None) -> Too
     """
     choice = (choice or os.environ.get(CHOICE_VARIABLE) or "auto").lower()
     if choice not in _CHOICES:
-        raise ValueError(f"{CHOICE_VARIABLE} must be one of {_CHOICES}, not {choice!r}")
+        raise PreflightError(
+            f"{CHOICE_VARIABLE} is {choice!r}: set it to {', '.join(_CHOICES)}, or unset it "
+            "(auto: offline only when no registry answers)"
+        )
     if choice == "online":
         return Toolchain(offline=False, reason=f"{CHOICE_VARIABLE}=online")
     if choice == "auto" and registry_reachable():

@@ -10,13 +10,13 @@ unless --keep-cluster. Options this runner does not know (--max-skew 1.3,
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ci.offline_kind import env_file
 from kubeverify.locust import cli as locust_cli
+from kubeverify.processes import interrupt_on_termination
 from kubeverify.stage import Options, Stage
 from kubeverify.target import load
 from kubeverify.timing import PhaseTimer, format_table
@@ -70,13 +70,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args, locust_args = parse(argv)
 
-    # A terminated run (CI timeout, `kill`) cleans up like Ctrl-C: Locust pods, a cluster.
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
-
+    interrupt_on_termination()  # then Locust's pods and a cluster it made go, as on Ctrl-C
     timer = PhaseTimer(say=say, prefix="[load]")
     stage = Stage(
         load(TARGET), Options(toolchain_env=str(env_file()), keep=args.keep_cluster), timer

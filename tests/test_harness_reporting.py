@@ -6,6 +6,7 @@ import pytest
 
 from kubeverify import balance, toolchain
 from kubeverify.image import containerd_reference
+from kubeverify.preflight import PreflightError
 from kubeverify.report import RunReport
 from kubeverify.timing import PhaseTimer, format_table
 
@@ -72,15 +73,37 @@ def test_offline_without_env_file_names_the_option_and_variable(offline_env, mon
         toolchain.detect(choice="auto")
 
 
-def test_incomplete_env_file_names_the_missing_keys(offline_env):
-    offline_env.write_text(json.dumps({"kind": "/k"}))
-    with pytest.raises(ValueError, match="base_image"):
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ('{"kind": "/k"}', "lacks ['base_image', 'kubectl', 'node_image']"),
+        ('{"kind": "/k",', "cannot be read as JSON (Expecting"),
+        ('["/k"]', "holds a JSON list, not an object naming ['base_image', 'kind', "),
+    ],
+)
+def test_a_bad_env_file_is_one_preflight_line_naming_the_file_and_the_way_out(
+    offline_env, text, what
+):
+    offline_env.write_text(text)
+    with pytest.raises(PreflightError) as error:
         toolchain.detect(choice="offline")
+    message = str(error.value)
+    assert message.startswith(f"offline toolchain env file {offline_env} {what}")
+    assert message.endswith(
+        ": rebuild the offline toolchain, or name another file with --toolchain-env or "
+        "KUBEVERIFY_TOOLCHAIN_ENV"
+    )
+    assert "\n" not in message
 
 
-def test_unknown_choice_is_rejected():
-    with pytest.raises(ValueError, match="KUBEVERIFY_TOOLCHAIN"):
-        toolchain.detect(choice="sideways")
+def test_an_unknown_choice_is_one_preflight_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(toolchain.CHOICE_VARIABLE, "Sideways")
+    with pytest.raises(PreflightError) as error:
+        toolchain.detect()
+    assert str(error.value) == (
+        "KUBEVERIFY_TOOLCHAIN is 'sideways': set it to auto, online, offline, or unset it "
+        "(auto: offline only when no registry answers)"
+    )
 
 
 @pytest.mark.parametrize(

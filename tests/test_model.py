@@ -12,9 +12,9 @@ import pytest
 
 from service import train
 from service.model import FEATURES, IrisModel, load_or_train
-from service.schemas import IrisFeatures
+from service.schemas import TUTORIAL_SAMPLE, IrisFeatures
 
-TUTORIAL_SAMPLE = (2.0, 4.0, 2.0, 4.0)
+TUTORIAL_ROW = tuple(float(TUTORIAL_SAMPLE[feature]) for feature in FEATURES)
 
 
 def test_probabilities_equal_predict_proba_on_the_whole_data_set(fitted, artifact):
@@ -39,7 +39,7 @@ def test_accuracy_on_the_iris_data(fitted, artifact, iris_names):
 
 
 def test_tutorial_sample_is_a_confident_setosa(artifact):
-    name, probabilities = IrisModel.load(artifact).classify(TUTORIAL_SAMPLE)
+    name, probabilities = IrisModel.load(artifact).classify(TUTORIAL_ROW)
     assert name == "setosa"
     assert max(probabilities) >= 0.98
 

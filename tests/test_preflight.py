@@ -45,7 +45,36 @@ def _fake_kind(tmp_path, monkeypatch, said: str | None):
 def test_kind_on_path_is_used_when_new_enough(tmp_path, monkeypatch):
     _fake_kind(tmp_path, monkeypatch, "kind v0.29.0 go1.24 linux/amd64")
     assert preflight.kind_binary() == (str(tmp_path / "kind"), False)
-    assert preflight.kind_binary("/given/kind") == ("/given/kind", False)  # given: as it is
+
+
+def test_a_given_kind_is_used_when_new_enough(tmp_path, monkeypatch):
+    _fake_kind(tmp_path, monkeypatch, "kind v0.27.0 go1.24 linux/amd64")
+    given = str(tmp_path / "kind")
+    monkeypatch.setenv("PATH", "")  # not looked for on PATH
+    assert preflight.kind_binary(given) == (given, False)
+
+
+@pytest.mark.parametrize(
+    ("said", "why"),
+    [
+        (
+            "kind v0.17.0 go1.19 linux/amd64",
+            "is kind v0.17.0 go1.19 linux/amd64, older than 0.27.0",
+        ),
+        (None, "cannot be run (No such file or directory)"),
+    ],
+)
+def test_a_given_kind_that_is_too_old_or_missing_stops_the_run_in_one_line(
+    tmp_path, monkeypatch, said, why
+):
+    _fake_kind(tmp_path, monkeypatch, said)
+    given = tmp_path / "kind"
+    with pytest.raises(PreflightError) as error:
+        preflight.kind_binary(str(given), say=pytest.fail)  # never the pinned one instead
+    assert str(error.value) == (
+        f"{given} {why}: pass kind 0.27.0 or newer with --kind-bin PATH "
+        "(https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+    )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from kubeverify.waiting import Observation, wait_until
+from service.schemas import TUTORIAL_SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -153,8 +154,9 @@ def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(fr
             timeout=SERVER_TIMEOUT,
         )
         assert httpx.get("http://127.0.0.1:8000/docs", timeout=5).status_code == 200
-        sample = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
-        answer = httpx.post("http://127.0.0.1:8000/iris/classify_iris", json=sample, timeout=5)
+        answer = httpx.post(
+            "http://127.0.0.1:8000/iris/classify_iris", json=TUTORIAL_SAMPLE, timeout=5
+        )
         assert answer.json()["class"] == "setosa"
     finally:
         log = server.stop()

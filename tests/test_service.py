@@ -13,12 +13,12 @@ import pytest
 
 import service.body
 from service.app import HEALTHY
-from service.schemas import MAX_REPORTED_ISSUES, BatchResponse, Prediction
+from service.schemas import MAX_REPORTED_ISSUES, TUTORIAL_SAMPLE, BatchResponse, Prediction
 from service.settings import DEFAULT_MAX_BATCH_SIZE
 
 pytestmark = pytest.mark.anyio
 
-SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
+SAMPLE = TUTORIAL_SAMPLE
 JSON = {"content-type": "application/json"}
 CLASSIFY = "/iris/classify_iris"
 BATCH = "/iris/classify_batch"

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.schemas import TUTORIAL_SAMPLE
 from service.settings import DEFAULT_MODEL_PATH, Settings
-
-SAMPLE = {"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}
 
 
 def test_defaults_name_the_host_and_an_unknown_node():
@@ -97,8 +96,9 @@ async def small_client(artifact):
 
 @pytest.mark.anyio
 async def test_app_applies_the_configured_batch_limit(small_client):
-    ok = await small_client.post("/iris/classify_batch", json={"samples": [SAMPLE] * 2})
+    batch = "/iris/classify_batch"
+    ok = await small_client.post(batch, json={"samples": [TUTORIAL_SAMPLE] * 2})
     assert ok.status_code == 200
-    refused = await small_client.post("/iris/classify_batch", json={"samples": [SAMPLE] * 3})
+    refused = await small_client.post(batch, json={"samples": [TUTORIAL_SAMPLE] * 3})
     assert refused.status_code == 422
     assert "at most 2 items" in refused.text

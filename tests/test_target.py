@@ -118,6 +118,10 @@ def test_kind_config_is_generated_from_workers_and_loopback_urls(write):
 def test_the_iris_and_echo_targets_load(write):
     iris = load(ROOT / "verify.toml")
     assert iris.probe.json == TUTORIAL_SAMPLE  # the tutorial's sample, the same as the service's
+    # The tutorial's own numbers, pinned here once; every other test uses the constant.
+    assert TUTORIAL_SAMPLE == {
+        "sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4
+    }  # fmt: skip
     assert kind_config(iris)["nodes"][0]["extraPortMappings"][0]["hostPort"] == 30080
     echo = load(ROOT / "examples/echo/verify.toml")
     assert (echo.name, echo.pod_header, echo.replicas) == ("echo", "X-Served-By", 2)
