@@ -61,6 +61,9 @@ class Endpoint:
     app: str | None  # the import path of the app that serves it (None: the service)
     path: str
     setup: str = ""  # Lua that shapes wrk's request
+    # Served by uvicorn alone (no access log, no limits, no identity): a reference for what
+    # the service's server itself costs, judged against no goal.
+    uvicorn_alone: bool = False
 
 
 HEALTHCHECK = Endpoint("GET /healthcheck", SERVICE_APP, "/healthcheck")
@@ -73,7 +76,8 @@ CLASSIFY = Endpoint(
     f"wrk.body = {json.dumps(json.dumps(TUTORIAL_SAMPLE))}\n",
 )
 HELLO = Endpoint("GET / (FastAPI hello world)", HELLO_APP, "/")
-ENDPOINTS = (HEALTHCHECK, CLASSIFY, HELLO)
+HELLO_ON_UVICORN = Endpoint("GET / (hello, uvicorn alone)", HELLO_APP, "/", uvicorn_alone=True)
+ENDPOINTS = (HEALTHCHECK, CLASSIFY, HELLO, HELLO_ON_UVICORN)
 # Where each app says it can serve: the service once its model is loaded.
 READY_PATHS = {SERVICE_APP: "/readyz", HELLO_APP: "/"}
 
@@ -129,6 +133,14 @@ def server_command(app: str | None, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """`app` on uvicorn's fastest stack with nothing of the service's server, for reference."""
+    return [
+        sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+        "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--no-server-header",
+    ]  # fmt: skip
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -175,10 +187,13 @@ class Server:
 
 
 @contextmanager
-def serving(app: str, model_path: Path, log: Path) -> Iterator[Server]:
-    """`server_command(app)` on CPU 0, until it answers on its ready path; stopped after."""
+def serving(
+    app: str | None, model_path: Path, log: Path, uvicorn_alone: bool = False
+) -> Iterator[Server]:
+    """`server_command(app)` (or `uvicorn_command`) on CPU 0, until it answers on its ready
+    path; stopped after."""
     port = _free_port()
-    command = server_command(app, port)
+    command = uvicorn_command(app, port) if uvicorn_alone else server_command(app, port)
     env = {**os.environ, "MODEL_PATH": str(model_path), "POD_NAME": "bench", "NODE_NAME": "bench"}
     with log.open("wb") as out:
         # The access log is written, as in production, only not to a terminal.
@@ -223,28 +238,36 @@ def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:
 
 def measure(
     model_path: Path, seconds: float, rounds: int, warmup: float, connections: int
-) -> tuple[list[list[Run]], dict[str, list[str]]]:
-    """One list per round, a Run per endpoint in ENDPOINTS order; and each app's command."""
+) -> tuple[list[list[Run]], list[list[str]]]:
+    """One list per round, a Run per endpoint in ENDPOINTS order; and each server's command."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `apt-get install -y wrk` on Debian or Ubuntu")
     runs: list[list[Run]] = []
     with tempfile.TemporaryDirectory(prefix="iris-bench-") as tmp, ExitStack() as servers:
         # Both up for the whole measurement, so that their runs can alternate; the one not
         # under load idles.
+        kinds = dict.fromkeys((endpoint.app, endpoint.uvicorn_alone) for endpoint in ENDPOINTS)
         served = {
-            app: servers.enter_context(serving(app, model_path, Path(tmp, f"server{i}.log")))
-            for i, app in enumerate(dict.fromkeys(endpoint.app for endpoint in ENDPOINTS))
+            kind: servers.enter_context(
+                serving(*kind[:1], model_path, Path(tmp, f"server{i}.log"), kind[1])
+            )
+            for i, kind in enumerate(kinds)
         }
         scripts = {}
         for i, endpoint in enumerate(ENDPOINTS):
             scripts[endpoint] = Path(tmp, f"endpoint{i}.lua")
             scripts[endpoint].write_text(endpoint.setup + _REPORT)
         for endpoint in ENDPOINTS:
-            wrk(served[endpoint.app].base + endpoint.path, scripts[endpoint], warmup, connections)
+            wrk(
+                served[endpoint.app, endpoint.uvicorn_alone].base + endpoint.path,
+                scripts[endpoint],
+                warmup,
+                connections,
+            )
         for _ in range(rounds):
             runs.append([])
             for endpoint in ENDPOINTS:
-                pid = served[endpoint.app].pid
+                pid = served[endpoint.app, endpoint.uvicorn_alone].pid
                 cpu, waited, client = (
                     _cpu_seconds(pid),
                     _waited_seconds(pid),
@@ -252,7 +275,7 @@ def measure(
                 )
                 started = time.monotonic()
                 report = wrk(
-                    served[endpoint.app].base + endpoint.path,
+                    served[endpoint.app, endpoint.uvicorn_alone].base + endpoint.path,
                     scripts[endpoint],
                     seconds,
                     connections,
@@ -271,4 +294,4 @@ def measure(
                         client_cpu=(_children_cpu_seconds() - client) / window,
                     )
                 )
-    return runs, {app: server.command for app, server in served.items()}
+    return runs, [server.command for server in served.values()]
