@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     target, rest = argv[0], argv[1:]
-    return int(pytest.main(["--target", target, str(CHECKS), *rest]))
+    # `python -m` imported this package before pytest could mark it for assertion rewriting;
+    # its modules that hold assertions load later and are rewritten, so the warning says nothing.
+    quiet = ["-W", "ignore:Module already imported so cannot be rewritten"]
+    return int(pytest.main([*quiet, "--target", target, str(CHECKS), *rest]))
 
 
 if __name__ == "__main__":
