@@ -23,7 +23,9 @@ from service.schemas import (
     ANY_REQUEST_ANSWERS,
     IRIS_ANSWERS,
     MAX_REPORTED_ISSUES,
+    SHUTTING_DOWN,
     BatchResponse,
+    ErrorMessage,
     IrisFeatures,
     Prediction,
     Readiness,
@@ -102,7 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readiness = {
         "summary": "Readiness: 200 once the model is loaded, 503 before",
         "response_model": Readiness,
-        "responses": {503: {"model": Readiness, "description": "The model is not loaded yet"}},
+        "responses": {
+            503: {
+                "model": Readiness | ErrorMessage,
+                "description": f"The model is not loaded yet ({{status: loading}}); or "
+                f"{SHUTTING_DOWN[0].lower()}{SHUTTING_DOWN[1:]}",
+            }
+        },
     }
 
     @app.head("/readyz", **readiness)

@@ -117,6 +117,9 @@ class ValidationErrors(BaseModel):
     )
 
 
+SHUTTING_DOWN = (
+    "The server is shutting down and the request did not finish in time (from the server)"
+)
 # What a request can get on any path, whatever its method, documented on every operation. The
 # ones "from the server" come from the HTTP server before the request reaches the app.
 ANY_REQUEST_ANSWERS = {
@@ -127,6 +130,7 @@ ANY_REQUEST_ANSWERS = {
     414: "Request target too long (from the server)",
     431: "Request headers too large (from the server)",
     500: "The service failed (a bug)",
+    503: SHUTTING_DOWN,
 }
 IRIS_ANSWERS = {
     415: "Content-Type is not application/json",
@@ -134,7 +138,7 @@ IRIS_ANSWERS = {
         f"The body is not a valid request (a repeated key included): the first "
         f"{MAX_REPORTED_ISSUES} problems, each named by where it is and why"
     ),
-    503: "The model is not loaded yet",
+    503: f"The model is not loaded yet; or {SHUTTING_DOWN[0].lower()}{SHUTTING_DOWN[1:]}",
 }
 
 

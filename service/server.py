@@ -7,7 +7,9 @@ hundreds of MiB; a header line a second kept a connection open for good; SIGTERM
 requests of keep-alive clients; the server's own 400s and 500s named no pod. Here:
 
 - a request line and headers over `max_head_bytes` get a 431, a URL over `max_url_bytes` a 414,
-  a body over `max_body_bytes` a 413, as the bytes arrive (the parser is fed no further);
+  a body over `max_body_bytes` (or its trailers past the head limit) a 413, as the bytes
+  arrive: the connection reads nothing further;
+- one request at a time: a pipelined one closes the connection after the answer in hand;
 - a connection that opens and sends nothing is closed after `keep_alive_timeout`; a request
   whose head or body does not arrive within `head_timeout` / `body_timeout` gets a 408;
 - every answer carries X-Pod-Name, X-Node-Name and X-Connection-Id, and one access-log line;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -47,6 +50,8 @@ LINGER_SECONDS = 2.0
 # Deadlines are checked by one sweep over the connections at this interval, not by a timer per
 # request: a timer per request costs every request, the sweep costs nothing per request.
 SWEEP_SECONDS = 0.5
+# At the shutdown deadline, how long the 503s get to be read before the process exits.
+GIVE_UP_LINGER_SECONDS = 1.0
 
 log = logging.getLogger("service.server")
 
@@ -73,8 +78,14 @@ class Wiring:
 class ServiceProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with limits, deadlines, identity, access log and drain.
 
-    Deadlines: `deadline` (the loop's clock) is when the sweep acts on the connection, with
-    `late_status` the answer it then gets (None: it is closed without one).
+    One request at a time per connection. A request that arrives before the answer to the one
+    in hand (HTTP/1.1 pipelining) is not read: that answer says `Connection: close` and the
+    connection closes after it, which RFC 9112 (9.3.2) lets a server do and tells the client to
+    meet by sending the request again. A client that pipelines can then make the server hold
+    neither a queue of requests nor a second answer in place of the first.
+
+    Deadlines: `deadline` (the loop's clock) is when the sweep acts on the connection; `late`
+    says what for: "head" or "body" (a 408), or None (closed without an answer).
     """
 
     def __init__(self, config, server_state, app_state, _loop=None, *, wiring: Wiring) -> None:
@@ -83,13 +94,18 @@ class ServiceProtocol(HttpToolsProtocol):
         self.settings = wiring.settings
         self.identity: list[tuple[bytes, bytes]] = wiring.identity
         self.deadline = math.inf
-        self.late_status: int | None = None
-        self.head_bytes = 0  # received since the current request began, while its head lasts
-        self.awaiting_head = True
-        self.body_bytes = 0
+        self.late: str | None = None
+        self.awaiting_head = True  # the next bytes are a request's line and headers
+        self.in_body = False  # between the end of a request's head and the end of its body
+        self.head_bytes = 0  # received of the request's head so far
+        self.body_bytes = 0  # received since its head: body, chunk framing and trailers
+        self.content_bytes = 0  # of those, the body's own
         self.refusal: tuple[int, str] | None = None  # found while parsing, answered after it
-        self.url = b""
+        self.answering: Any = None  # the cycle of the request in hand, until a next one begins
+        self.discarding = False  # the rest of the input is not read (pipelined, or refused)
         self.lingering = False
+        self.client_closed = False
+        self.url = b""
         self.request_began = time.perf_counter()  # for the access log: the loop's clock is coarse
         self.idle_since = self.loop.time()
 
@@ -104,82 +120,136 @@ class ServiceProtocol(HttpToolsProtocol):
         connection_id = f"{host}:{port}/{number}".encode("latin-1")
         self.identity = [*self.wiring.identity, (CONNECTION_ID_HEADER, connection_id)]
         self.idle_since = self.loop.time()
-        self.deadline = self.idle_since + self.settings.keep_alive_timeout
-        self.late_status = None
+        self._expect(self.settings.keep_alive_timeout, None)  # a connection that sends nothing
+
+    def eof_received(self) -> None:
+        self.client_closed = True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and not self.lingering:
+        cycle = self.answering
+        hung_up = self.client_closed or exc is not None
+        if cycle is not None and not cycle.response_complete and hung_up and not self.lingering:
             # A client that hangs up before its answer: one line at INFO, not a 500.
-            method, path = self._request_line()
             self.wiring.access_log.write(
-                method, path, None, time.perf_counter() - self.request_began, "client disconnected"
-            )
+                cycle.scope["method"], cycle.scope["path"], None,
+                time.perf_counter() - self.request_began, "client disconnected",
+            )  # fmt: skip
+        if cycle is not None and cycle is not self.cycle:
+            cycle.disconnected = True  # uvicorn tells only its newest cycle
+            cycle.message_event.set()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            return  # an answer that closes the connection is out: the rest is discarded
+        if self.discarding:
+            return  # the rest of the input is not read: see the class docstring
         self._unset_keepalive_if_required()
         if self.awaiting_head:
             if self.head_bytes == 0:  # a request begins: its head must arrive in time
                 self.request_began = time.perf_counter()
-                self.deadline = self.loop.time() + self.settings.head_timeout
-                self.late_status = 408
+                self._expect(self.settings.head_timeout, "head")
             self.head_bytes += len(data)
+        else:
+            self.body_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()  # no WebSocket here: served as plain HTTP
+            # No WebSocket here: the request is answered as plain HTTP, and since the parser
+            # reads no further on this connection, it closes after the answer.
+            self._unsupported_upgrade_warning()
+            self._stop_reading()
+            if self.answering is not None:
+                self.answering.keep_alive = False
+        except httptools.HttpParserCallbackError as error:
+            self._callback_failed(error)
         except httptools.HttpParserError as error:
-            if self.refusal is None:
-                self.refusal = (400, f"malformed request: {error}")
-        too_long = self.awaiting_head and self.head_bytes > self.settings.max_head_bytes
-        if self.refusal is None and too_long:
-            # Checked per chunk: httptools gathers a header line whole before it hands it over,
-            # copying it once per chunk, so a huge one would cost quadratic time.
-            self.refusal = (431, self._head_too_large())
+            self._refuse_later(400, f"malformed request: {error}")
+        if self.refusal is None:
+            self._check_sizes()
         if self.refusal is not None:
-            self.refuse(*self.refusal)
+            self.refuse(*self.refusal, cycle=self.answering if self.in_body else None)
+
+    def _check_sizes(self) -> None:
+        if self.awaiting_head and self.head_bytes > self.settings.max_head_bytes:
+            # Checked per read: httptools gathers a header line whole before it hands it over,
+            # copying it once per read, so a huge one would cost quadratic time.
+            self._refuse_later(431, self._head_too_large())
+        elif (
+            self.in_body
+            and self.body_bytes > self.settings.max_body_bytes + self.settings.max_head_bytes
+        ):
+            # Trailers are headers httptools gathers the same way: with the chunk framing they
+            # count here, beyond the body's own limit.
+            self._refuse_later(413, self._body_too_large(None))
+
+    def _callback_failed(self, error: httptools.HttpParserCallbackError) -> None:
+        """httptools wraps what a callback raised: a bad URL is the client's error (400),
+        anything else a fault of the server's own, logged whole (500)."""
+        cause = error.__context__
+        if isinstance(cause, httptools.HttpParserError):
+            self._refuse_later(400, f"malformed request: {cause}")
+        else:
+            log.error("the request could not be read", exc_info=cause)
+            self._refuse_later(500, "internal server error")
+
+    def _unsupported_upgrade_warning(self) -> None:
+        upgrade = self._get_upgrade() or b"?"
+        log.info("an Upgrade to %s: not served; answered as plain HTTP", upgrade.decode("latin-1"))
 
     def send_400_response(self, msg: str) -> None:
         self.refuse(400, msg)
 
     # --- the parser's callbacks -------------------------------------------------------------
+    # All of them do nothing once the input is not read: a feed goes on to its end.
 
     def on_message_begin(self) -> None:
+        if self.discarding:
+            return
+        answering = self.answering
+        if answering is not None and not answering.response_complete:
+            # Pipelined: answer the request in hand, then close (the class docstring says why).
+            answering.keep_alive = False
+            self._stop_reading()
+            return
         super().on_message_begin()
-        self.body_bytes = 0
+        self.content_bytes = 0
 
     def on_url(self, url: bytes) -> None:
+        if self.discarding:
+            return
         super().on_url(url)
-        if len(self.url) > self.settings.max_url_bytes and self.refusal is None:
-            self.refusal = (414, f"the URL is over {self.settings.max_url_bytes} bytes")
+        if len(self.url) > self.settings.max_url_bytes:
+            self._refuse_later(414, f"the URL is over {self.settings.max_url_bytes} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.discarding:
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self.discarding:
+            return
         self.awaiting_head = False
+        self.body_bytes = 0
         if self.refusal is None and self.head_bytes > self.settings.max_head_bytes:
             head = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             if head > self.settings.max_head_bytes:
-                self.refusal = (431, self._head_too_large())
+                self._refuse_later(431, self._head_too_large())
         if self.refusal is None:
             declared = _content_length(self.headers)
             if declared is not None and declared > self.settings.max_body_bytes:
-                self.refusal = (413, self._body_too_large(declared))
+                self._refuse_later(413, self._body_too_large(declared))
         if self.refusal is not None:
             return  # answered once the parser returns; the app never sees the request
         super().on_headers_complete()
-        cycle = self.cycle
+        self.in_body = True
+        cycle = self.answering = self.cycle
         cycle.default_headers = self.server_state.default_headers + self.identity
         if self.wiring.draining:
             cycle.keep_alive = False  # the answer says `Connection: close`
         cycle.send = self._logged(cycle, self.request_began)
-        self.deadline = self.loop.time() + self.settings.body_timeout
-        self.late_status = 408
+        self._expect(self.settings.body_timeout, "body")
 
     def _logged(self, cycle: Any, began: float) -> Callable[[Any], Any]:
-        """The cycle's `send`, writing the access-log line once the answer is out (per cycle,
-        since pipelined requests overlap)."""
+        """The cycle's `send`, writing the access-log line once the answer is out."""
         send, scope, access_log = cycle.send, cycle.scope, self.wiring.access_log
         status = 500
 
@@ -198,23 +268,25 @@ class ServiceProtocol(HttpToolsProtocol):
         return send_and_log
 
     def on_body(self, body: bytes) -> None:
-        if self.refusal is not None:
+        if self.discarding or self.refusal is not None:
             return
-        self.body_bytes += len(body)
-        if self.body_bytes > self.settings.max_body_bytes:
-            self.refusal = (413, self._body_too_large(None))  # a chunked body, counted
+        self.content_bytes += len(body)
+        if self.content_bytes > self.settings.max_body_bytes:
+            self._refuse_later(413, self._body_too_large(None))  # a chunked body, counted
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self.awaiting_head = True
-        self.head_bytes = 0
+        if self.discarding:
+            return
+        self.awaiting_head, self.in_body = True, False
+        self.head_bytes = self.body_bytes = 0
         self.url = b""
         if self.refusal is not None:
             return
         super().on_message_complete()
         self.scope = None  # the cycle has its own; a later refusal must not name this request
-        self.deadline = math.inf  # the app answers in its own time
+        self._expect(math.inf, None)  # the app answers in its own time
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -222,11 +294,29 @@ class ServiceProtocol(HttpToolsProtocol):
 
     # --- answers of the server's own ----------------------------------------------------------
 
-    def refuse(self, status: int, detail: str) -> None:
+    def _refuse_later(self, status: int, detail: str) -> None:
+        """Note the first problem found while parsing; `data_received` answers it."""
+        if self.refusal is None:
+            self.refusal = (status, detail)
+        self.discarding = True
+
+    def refuse(self, status: int, detail: str, cycle: Any = None) -> None:
         """Answer `status` in place of the app, then close the connection after a lingering
-        read. The app, if it had the request, is told the client is gone."""
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
+        read. `cycle`: the request's, when the app has it; it is told the client is gone."""
+        if self.lingering or self.transport.is_closing():
+            return
+        self._stop_reading()
+        answering = self.answering
+        if cycle is None and answering is not None and not answering.response_complete:
+            # The bad bytes follow a request not yet answered: that answer comes first, and
+            # says `Connection: close`, as for a pipelined request.
+            answering.keep_alive = False
+            return
+        method, path = self._request_line(cycle)
+        if cycle is not None:
+            if cycle.response_complete:
+                self.linger()  # its answer is out: the rest of it gets no second one
+                return
             if cycle.response_started:
                 self.transport.close()  # half an answer is out: nothing sound can follow
                 return
@@ -242,27 +332,40 @@ class ServiceProtocol(HttpToolsProtocol):
             (b"connection", b"close"),
         ):
             head += [name, b": ", value, b"\r\n"]
-        self.transport.write(b"".join([*head, b"\r\n", body]))
-        method, path = self._request_line()
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head if method == "HEAD" else [*head, body]))
         self.wiring.access_log.write(
             method, path, status, time.perf_counter() - self.request_began, detail
         )
         self.linger()
 
-    def _request_line(self) -> tuple[str, str]:
-        """The method and path of the request being read or answered, as far as they came."""
-        scope = self.scope or {}
-        path = scope.get("path") or self.url[:200].decode("latin-1", "replace")
-        return scope.get("method", "-"), path or "-"
+    def _stop_reading(self) -> None:
+        self.discarding = True
+        self.flow.resume_reading()  # go on reading, to discard: unread bytes would reset
 
     def linger(self) -> None:
         self.lingering = True
         self._unset_keepalive_if_required()
-        self.flow.resume_reading()
+        self._stop_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.deadline = self.loop.time() + LINGER_SECONDS
-        self.late_status = None
+        self._expect(LINGER_SECONDS, None)
+
+    def _expect(self, seconds: float, what: str | None) -> None:
+        self.deadline = self.loop.time() + seconds
+        self.late = what
+
+    def _request_line(self, cycle: Any = None) -> tuple[str, str]:
+        """The method and path of the request refused, as far as they came."""
+        scope = cycle.scope if cycle is not None else (self.scope or {})
+        method = scope.get("method")
+        if method is None:
+            try:
+                method = self.parser.get_method().decode("ascii")
+            except (httptools.HttpParserError, UnicodeDecodeError, AttributeError):
+                method = "-"  # the request line itself did not parse
+        path = scope.get("path") or self.url[:200].decode("latin-1", "replace") or "-"
+        return method, path
 
     def _head_too_large(self) -> str:
         return f"the request line and headers are over {self.settings.max_head_bytes} bytes"
@@ -281,37 +384,40 @@ class ServiceProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if now >= self.deadline:
-            cycle = self.cycle
-            answering = cycle is not None and cycle.response_started
-            if self.late_status is not None and not self.lingering and not answering:
-                what = "headers" if self.awaiting_head else "body"
-                self.refuse(self.late_status, f"the request's {what} did not arrive in time")
-            else:
+            if self.late is None or self.lingering:
                 self.transport.close()
+            else:
+                cycle = self.answering if self.late == "body" else None
+                self.refuse(408, f"the request's {self.late} did not arrive in time", cycle)
         elif drain_idle is not None and self.idle() and now - self.idle_since >= drain_idle:
             self.transport.close()
 
     def idle(self) -> bool:
         """Between requests: nothing received of the next one, nothing being answered."""
-        cycle = self.cycle
+        cycle = self.answering
         return self.head_bytes == 0 and (cycle is None or cycle.response_complete)
 
     def shutdown(self) -> None:
         """Draining: the answer in progress, if its head is not out yet, says
         `Connection: close`; an idle connection is left to the drain's idle rule."""
-        cycle = self.cycle
+        cycle = self.answering
         if cycle is not None and not cycle.response_started:
             cycle.keep_alive = False
 
     def give_up(self) -> None:
         """The shutdown deadline: a request still unanswered gets a 503."""
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.lingering:
             return
-        if self.idle() or self.lingering:
+        if self.idle():
             self.transport.close()
-        else:
-            self.refuse(503, "the server is shutting down and the request did not finish in time")
-            self.transport.close()
+            return
+        cycle = self.answering
+        in_hand = cycle if cycle is not None and not cycle.response_complete else None
+        detail = "the server is shutting down and the request did not finish in time"
+        self.refuse(503, detail, in_hand)
+
+    def unanswered(self) -> bool:
+        return not (self.idle() or self.lingering or self.transport.is_closing())
 
 
 def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
@@ -374,11 +480,15 @@ class ServiceServer(uvicorn.Server):
                 break
             self._sweep(drain_idle=settings.drain_idle)
             await asyncio.sleep(0.05)
-        unfinished = [c for c in self.server_state.connections if not c.idle()]
+        unfinished = [c for c in self.server_state.connections if c.unanswered()]
         if unfinished:
             log.error("shutdown deadline: %d requests unanswered get a 503", len(unfinished))
         for connection in list(self.server_state.connections):
             connection.give_up()
+        # A moment for the 503s to be read before the process goes and its sockets with it.
+        gave_up = loop.time()
+        while self.server_state.connections and loop.time() - gave_up < GIVE_UP_LINGER_SECONDS:
+            await asyncio.sleep(0.05)
         if self.server_state.tasks:
             # Their clients have had their 503: uvicorn's traceback for each would say nothing.
             logging.getLogger("uvicorn.error").addFilter(_not_cancelled)
@@ -430,7 +540,8 @@ def serve(app: Callable[..., Any], settings: Settings, host: str, port: int) -> 
     listener = config.bind_socket()
     listener.setblocking(False)
     server = ServiceServer(config, wiring, listener)
-    server.run(sockets=[listener])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C drains, as SIGTERM does, then ends
+        server.run(sockets=[listener])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
