@@ -92,6 +92,9 @@ class RunReport:
                 range(len(pods)),
                 [f"{pod.rsplit('-', 1)[-1]}\n{self.nodes.get(pod, '')}" for pod in pods],
                 fontsize=7,
+                # Node names side by side run into each other past three pods.
+                rotation=30 if len(pods) > 3 else 0,
+                ha="right" if len(pods) > 3 else "center",
             )
             axis.set_ylabel("share of requests")
             outcome = "balanced" if verdict.balanced else "UNBALANCED"

@@ -70,7 +70,7 @@ def fresh_connection_client(base_url: str, timeout: float = REQUEST_TIMEOUT) -> 
         base_url=base_url,
         timeout=timeout,
         limits=httpx.Limits(max_keepalive_connections=0),
-        headers={"Connection": "close"},
+        headers=CLOSE,
     )
 
 
@@ -83,12 +83,18 @@ def keep_alive_client(base_url: str) -> httpx.Client:
     )
 
 
-def send(client: httpx.Client, endpoint: Endpoint) -> Outcome:
-    """The probe request once; a wrong answer or a missing pod header is an error too."""
+CLOSE = {"Connection": "close"}
+
+
+def send(client: httpx.Client, endpoint: Endpoint, *, last: bool = False) -> Outcome:
+    """The probe request once; a wrong answer or a missing pod header is an error too.
+    `last`: the connection's last request (`Connection: close`), so that the next opens anew."""
     probe = endpoint.probe
     started = time.monotonic()
     try:
-        response = client.request(probe.method, probe.path, json=probe.json)
+        response = client.request(
+            probe.method, probe.path, json=probe.json, headers=CLOSE if last else None
+        )
     except httpx.HTTPError as error:
         return Outcome(
             started,
@@ -135,11 +141,21 @@ def keep_alive_connections(
     endpoint: Endpoint, connections: int, requests_each: int, concurrency: int = 4
 ) -> list[list[Outcome]]:
     """`connections` keep-alive connections, one after another `concurrency` at a time, each
-    sending `requests_each` probe requests."""
+    sending `requests_each` probe requests, the last of them saying `Connection: close`: one
+    client per thread opens them all (a client of its own per connection costs more than the
+    requests)."""
+    local = threading.local()
+
+    def one(_: int) -> list[Outcome]:
+        if not hasattr(local, "client"):
+            local.client = keep_alive_client(endpoint.base_url)
+        return [
+            send(local.client, endpoint, last=number == requests_each - 1)
+            for number in range(requests_each)
+        ]
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(
-            pool.map(lambda _: keep_alive_requests(endpoint, requests_each), range(connections))
-        )
+        return list(pool.map(one, range(connections)))
 
 
 def shared_connections(outcomes: Iterable[Outcome]) -> int:
