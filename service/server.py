@@ -160,7 +160,8 @@ class ServiceProtocol(HttpToolsProtocol):
             if self.answering is not None:
                 self.answering.keep_alive = False
         except httptools.HttpParserCallbackError as error:
-            self._callback_failed(error)
+            if not isinstance(error.__context__, _StopReading):
+                self._callback_failed(error)
         except httptools.HttpParserError as error:
             self._refuse_later(400, f"malformed request: {error}")
         if self.refusal is None:
@@ -199,46 +200,34 @@ class ServiceProtocol(HttpToolsProtocol):
         self.refuse(400, msg)
 
     # --- the parser's callbacks -------------------------------------------------------------
-    # All of them do nothing once the input is not read: a feed goes on to its end.
+    # A callback that finds the input must not be read further raises _StopReading: httptools
+    # stops the feed there, so no callback sees the bytes after it.
 
     def on_message_begin(self) -> None:
-        if self.discarding:
-            return
         answering = self.answering
         if answering is not None and not answering.response_complete:
             # Pipelined: answer the request in hand, then close (the class docstring says why).
             answering.keep_alive = False
             self._stop_reading()
-            return
+            raise _StopReading
         super().on_message_begin()
         self.content_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        if self.discarding:
-            return
         super().on_url(url)
         if len(self.url) > self.settings.max_url_bytes:
-            self._refuse_later(414, f"the URL is over {self.settings.max_url_bytes} bytes")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.discarding:
-            super().on_header(name, value)
+            self._refuse_now(414, f"the URL is over {self.settings.max_url_bytes} bytes")
 
     def on_headers_complete(self) -> None:
-        if self.discarding:
-            return
         self.awaiting_head = False
         self.body_bytes = 0
-        if self.refusal is None and self.head_bytes > self.settings.max_head_bytes:
+        if self.head_bytes > self.settings.max_head_bytes:
             head = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             if head > self.settings.max_head_bytes:
-                self._refuse_later(431, self._head_too_large())
-        if self.refusal is None:
-            declared = _content_length(self.headers)
-            if declared is not None and declared > self.settings.max_body_bytes:
-                self._refuse_later(413, self._body_too_large(declared))
-        if self.refusal is not None:
-            return  # answered once the parser returns; the app never sees the request
+                self._refuse_now(431, self._head_too_large())
+        declared = _content_length(self.headers)
+        if declared is not None and declared > self.settings.max_body_bytes:
+            self._refuse_now(413, self._body_too_large(declared))  # the app never sees it
         super().on_headers_complete()
         self.in_body = True
         cycle = self.answering = self.cycle
@@ -268,22 +257,15 @@ class ServiceProtocol(HttpToolsProtocol):
         return send_and_log
 
     def on_body(self, body: bytes) -> None:
-        if self.discarding or self.refusal is not None:
-            return
         self.content_bytes += len(body)
         if self.content_bytes > self.settings.max_body_bytes:
-            self._refuse_later(413, self._body_too_large(None))  # a chunked body, counted
-            return
+            self._refuse_now(413, self._body_too_large(None))  # a chunked body, counted
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self.discarding:
-            return
         self.awaiting_head, self.in_body = True, False
         self.head_bytes = self.body_bytes = 0
         self.url = b""
-        if self.refusal is not None:
-            return
         super().on_message_complete()
         self.scope = None  # the cycle has its own; a later refusal must not name this request
         self._expect(math.inf, None)  # the app answers in its own time
@@ -299,6 +281,11 @@ class ServiceProtocol(HttpToolsProtocol):
         if self.refusal is None:
             self.refusal = (status, detail)
         self.discarding = True
+
+    def _refuse_now(self, status: int, detail: str) -> None:
+        """From a parser callback: note the problem and stop the feed."""
+        self._refuse_later(status, detail)
+        raise _StopReading
 
     def refuse(self, status: int, detail: str, cycle: Any = None) -> None:
         """Answer `status` in place of the app, then close the connection after a lingering
@@ -418,6 +405,10 @@ class ServiceProtocol(HttpToolsProtocol):
 
     def unanswered(self) -> bool:
         return not (self.idle() or self.lingering or self.transport.is_closing())
+
+
+class _StopReading(Exception):
+    """Raised in a parser callback to end the feed: nothing after it is parsed."""
 
 
 def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
