@@ -95,8 +95,16 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
     assert f"2 short, no response from {', '.join(starved)}" in verdict
 
 
-def _requests_so_far(prefix: Path, at_least: int) -> Observation:
+def _written_since(path: Path, since: float) -> bool:
+    """Whether `path` was written at `since` (time.time()) or later: an earlier run's report
+    of the same name is not this run's, and is left as it is until Locust overwrites it."""
+    return path.exists() and path.stat().st_mtime >= since
+
+
+def _requests_so_far(prefix: Path, at_least: int, since: float) -> Observation:
     """Requests Locust has counted, from the stats CSV it rewrites every second."""
+    if not _written_since(Path(f"{prefix}_stats.csv"), since):
+        return Observation(False, "no stats of this run yet")
     try:
         requests = int(locust_cli.aggregated(prefix)["Request Count"])
     except (OSError, StopIteration, KeyError, ValueError) as error:
@@ -110,8 +118,7 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
     # Keep-alive users hold their connections to the old pods through the restart: each
     # old pod must tell them to reconnect (Connection: close) rather than reset them.
     prefix = reports / "e2e-locust-drain"
-    for stale in reports.glob(f"{prefix.name}_*.csv"):
-        stale.unlink()  # an earlier run's, which Locust overwrites: not this run's figures
+    launched = time.time()
     command = locust_cli.headless_command(
         LOCUSTFILE, endpoint.base_url, users=DRAIN_USERS, seconds=DRAIN_MAX_SECONDS,
         csv_prefix=prefix,
@@ -120,16 +127,26 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
     )  # fmt: skip
     with locust_cli.started(command, reports / "e2e-locust-drain.log"):
         before = wait_until(
-            lambda: _requests_so_far(prefix, 200), what="Locust's users sending", timeout=60
+            lambda: _requests_so_far(prefix, 200, launched),
+            what="Locust's users sending",
+            timeout=60,
         ).value
         started = time.monotonic()
         deployment.rollout_restart()
         new_pods = deployment.wait_settled(target.replicas, timeout=240)
         seconds = time.monotonic() - started
         during = wait_until(
-            lambda: _requests_so_far(prefix, before + 1), what="Locust's stats", timeout=10
+            lambda: _requests_so_far(prefix, before + 1, launched),
+            what="Locust's stats",
+            timeout=10,
         ).value
-        wait_until(lambda: _requests_so_far(prefix, during + 200), what="traffic after", timeout=60)
+        wait_until(
+            lambda: _requests_so_far(prefix, during + 200, launched),
+            what="traffic after",
+            timeout=60,
+        )
+    for written in (Path(f"{prefix}_stats.csv"), Path(f"{prefix}_pods.csv")):
+        assert _written_since(written, launched), f"Locust did not write {written} in this run"
     row = locust_cli.aggregated(prefix)
     requests, failures = int(row["Request Count"]), int(row["Failure Count"])
     with Path(f"{prefix}_pods.csv").open(newline="") as handle:
