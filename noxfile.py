@@ -1,6 +1,13 @@
-"""Every job of the project is a nox session; README.md says which to run when."""
+"""Every job of the project is a nox session; README.md says which to run when.
+
+The iris project depends on kubeverify by path (pyproject.toml's [tool.uv.sources]): every
+session's install of the iris project brings ./kubeverify along, editable. The echo example
+is verified from kubeverify's built wheel instead, installed alone in a clean venv, as a user
+installs it.
+"""
 
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -9,15 +16,17 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+ROOT = Path(__file__).resolve().parent
 
 
 def offline_toolchain(session: nox.Session) -> str:
     """Where no registry answers, build what the offline toolchain lacks (cached: seconds when
-    warm); where one answers, nothing. Return the env file kubeverify reads on such machines
-    (`ci` is importable from the repository root, where sessions run)."""
-    session.run("python3", "-m", "ci.offline_kind", "ensure", external=True)
+    warm); where one answers, nothing. Return the env file kubeverify reads on such machines.
+    The session has kubeverify installed (the toolchain honours its variables), and `ci` is
+    importable from the repository root, where sessions run."""
+    session.run("python", "-m", "ci.offline_kind", "ensure")
     code = "from ci.offline_kind import env_file; print(env_file())"
-    return session.run("python3", "-c", code, silent=True, external=True).strip()
+    return session.run("python", "-c", code, silent=True).strip()
 
 
 @nox.session(python=PYTHON)
@@ -31,16 +40,20 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Fast tests that need no cluster, and the container smoke test."""
-    offline_toolchain(session)  # the smoke test builds the image on its base
     session.install("-e", ".[test]")
+    offline_toolchain(session)  # the smoke test builds the image on its base
     session.run("pytest", "tests", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def image(session: nox.Session) -> None:
     """Build iris-classifier:poc as verify.toml names it (on the offline base where needed)."""
+    session.install("-e", "./kubeverify")
     toolchain_env = offline_toolchain(session)
-    session.run("python", "-m", "kubeverify.image", "verify.toml", "--toolchain-env", toolchain_env)
+    session.run(
+        "python", "-m", "kubeverify.providers.kind.image", "verify.toml",
+        "--toolchain-env", toolchain_env,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)
@@ -56,32 +69,46 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lock(session: nox.Session) -> None:
     """Rewrite requirements/*.txt from pyproject.toml (`-- --upgrade`: the newest releases)."""
-    session.install("uv>=0.4")
+    session.install("uv>=0.4", "packaging>=24")
     session.run("python", "-m", "ci.locks", *session.posargs)
 
 
-@nox.session(name="offline-kind", venv_backend="none")
+@nox.session(name="offline-kind", python=PYTHON)
 def offline_kind(session: nox.Session) -> None:
     """The offline toolchain from Debian's packages; nothing where a registry answers."""
-    session.run("python3", "-m", "ci.offline_kind", "ensure", *session.posargs, external=True)
+    session.install("--no-deps", "-e", "./kubeverify")  # its toolchain variables, no more
+    session.run("python", "-m", "ci.offline_kind", "ensure", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """The iris example on a kind cluster, every suite: `nox -s e2e -- <pytest args>`."""
-    offline_toolchain(session)
     session.install("-e", ".[e2e]")
+    offline_toolchain(session)
     session.run("pytest", "e2e", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def example(session: nox.Session) -> None:
-    """The echo example: kubeverify's standard checks on a service that is not iris."""
+    """kubeverify as a user gets it: its wheel and sdist built and checked, the wheel installed
+    alone in a clean venv, and from there the echo example verified by the standard checks, on
+    a kind cluster of the run's own and on a cluster made outside the run (existing-cluster
+    mode, which must leave that cluster as it found it)."""
+    session.install("-e", "./kubeverify", "twine>=6.1")
     toolchain_env = offline_toolchain(session)
-    session.install(".")
+    built = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(built, ignore_errors=True)
+    session.run("python", "-m", "ci.package", "build", str(built))
+    python = session.run("python", "-m", "ci.package", "venv", str(built), silent=True).strip()
+    reports = ROOT / "reports" / "echo"
     session.run(
-        "python", "-m", "kubeverify", "examples/echo/verify.toml",
-        "--toolchain-env", toolchain_env, "--reports-dir", "reports/echo", *session.posargs,
+        python, "-m", "kubeverify", str(ROOT / "examples/echo/verify.toml"),
+        "--toolchain-env", toolchain_env, "--reports-dir", str(reports), *session.posargs,
+        external=True,
+    )  # fmt: skip
+    session.run(
+        "python", "-m", "ci.existing_cluster", "--python", python,
+        "--toolchain-env", toolchain_env, "--reports-dir", str(reports / "existing"),
     )  # fmt: skip
 
 
@@ -91,6 +118,6 @@ def load(session: nox.Session) -> None:
 
     Reports in reports/; `nox -s load -- --in-cluster --workers N` runs Locust's master and
     workers in the cluster."""
-    offline_toolchain(session)
     session.install("-e", ".[e2e]")
+    offline_toolchain(session)
     session.run("python", "-m", "loadtest.run", *session.posargs)

@@ -1,12 +1,12 @@
 """`python -m bench.balance`: the fixed-size and the group-sequential balance tests compared by
 simulation: false alarms on an even Service, power against the worst 1.5 split, and the
-requests each sends (kubeverify.balance, kubeverify.sequential)."""
+requests each sends (kubeverify's sequential_design and simulate_sequential)."""
 
 from __future__ import annotations
 
 import argparse
 
-from kubeverify import balance, sequential
+from kubeverify import sequential_design, simulate_sequential, worst_shares
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'sent, even':>10}  {'of fixed':>8}  {'sent, 1.5 split':>15}"
     )
     for pods in args.pods:
-        design = sequential.design(pods)
-        even, worst = [1 / pods] * pods, balance.worst_shares(pods)
+        design = sequential_design(pods)
+        even, worst = [1 / pods] * pods, worst_shares(pods)
         # Seeds apart from the design's (1 and 2): these runs did not shape the bounds.
-        alpha, sent_even = sequential.simulate(design, even, args.draws, seed=1000 + pods)
-        power, sent_worst = sequential.simulate(design, worst, args.draws, seed=2000 + pods)
+        alpha, sent_even = simulate_sequential(design, even, args.draws, seed=1000 + pods)
+        power, sent_worst = simulate_sequential(design, worst, args.draws, seed=2000 + pods)
         print(
             f"{pods:>4}  {design.fixed:>7}  {design.sizes[-1]:>8}  {alpha:>7.4f}  {power:>6.4f}  "
             f"{sent_even:>10.0f}  {sent_even / design.fixed:>8.0%}  {sent_worst:>15.0f}"

@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 
 from bench.throughput import CLIENT_CPU, SERVER_CPU, SERVICE_APP, pinned, serving
-from kubeverify.locust import cli as locust_cli
-from kubeverify.waiting import Observation, wait_until
+from kubeverify import Observation, wait_until
+from kubeverify.locust import OVERRUN_S, aggregated, headless_command, started
 from service import train
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
@@ -67,7 +67,7 @@ def measure(
 ) -> Capacity:
     prefix = tmp / f"capacity-{mode}"
     log = tmp / f"capacity-{mode}.log"
-    command = locust_cli.headless_command(
+    command = headless_command(
         LOCUSTFILE,
         base,
         users=users,
@@ -80,7 +80,7 @@ def measure(
         ],
     )
     children_before = _children_cpu_seconds()
-    with locust_cli.started(pinned(CLIENT_CPU, command), log) as process:
+    with started(pinned(CLIENT_CPU, command), log) as process:
         # CPU counts from the moment the users start: Locust's start-up is not its capacity.
         wait_until(
             lambda: _users_started(log, process),
@@ -90,10 +90,10 @@ def measure(
         )
         locust_at_start = _cpu_seconds(psutil.Process(process.pid))
         server_at_start = _cpu_seconds(server)
-        process.wait(timeout=seconds + locust_cli.OVERRUN_S)
+        process.wait(timeout=seconds + OVERRUN_S)
         server_cpu = _cpu_seconds(server) - server_at_start
     locust_cpu = _children_cpu_seconds() - children_before - locust_at_start
-    row = locust_cli.aggregated(prefix)
+    row = aggregated(prefix)
     return Capacity(
         mode=mode,
         requests=int(row["Request Count"]),

@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeverify.processes import stop
+from kubeverify import stop_process
 from service.schemas import TUTORIAL_SAMPLE
 
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface
@@ -212,7 +212,7 @@ def serving(
             time.sleep(0.1)
         yield Server(base, server.pid, command)
     finally:
-        stop(server, grace=10)
+        stop_process(server, grace=10)
 
 
 def wrk(url: str, script: Path, seconds: float, connections: int) -> dict:

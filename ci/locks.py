@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[1]
 # The oldest interpreter an image runs (the offline stand-in base is Debian bookworm's 3.11; the
 # online base is python:3.12-slim). A universal resolution from it holds for every later Python
@@ -40,7 +42,8 @@ class Lock:
 LOCKS = (
     Lock("requirements/serve.txt", ("serve",)),
     Lock("requirements/train.txt", ("train",), installed_over="requirements/serve.txt"),
-    Lock("requirements/locust.txt", ("locust", "train"), dependencies=True, build_system=True),
+    # The Locust image installs both projects from source (kubeverify from ./kubeverify).
+    Lock("requirements/locust.txt", ("loadtest",), dependencies=True, build_system=True),
 )
 
 
@@ -48,19 +51,41 @@ def by_path(path: str) -> Lock:
     return next(lock for lock in LOCKS if lock.path == path)
 
 
-def pyproject() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+def pyproject(root: Path = ROOT) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())
+
+
+def local_projects(project_file: dict) -> dict[str, Path]:
+    """The projects pyproject.toml takes by path ([tool.uv.sources]), by name: not on an index,
+    so a lock pins what they require instead of them."""
+    sources = project_file.get("tool", {}).get("uv", {}).get("sources", {})
+    return {name: ROOT / source["path"] for name, source in sources.items() if "path" in source}
 
 
 def requirements(lock: Lock, project_file: dict) -> list[str]:
-    """The requirement strings of pyproject.toml that `lock` pins."""
+    """The requirement strings of pyproject.toml that `lock` pins: a project taken by path
+    stands for its own requirements (those of the extras asked of it too) and, with
+    `build_system`, its build backend's."""
     project = project_file["project"]
-    found = list(project["dependencies"]) if lock.dependencies else []
+    wanted = list(project["dependencies"]) if lock.dependencies else []
     for extra in lock.extras:
-        found += project["optional-dependencies"][extra]
+        wanted += project["optional-dependencies"][extra]
     if lock.build_system:
-        found += project_file["build-system"]["requires"]
-    return found
+        wanted += project_file["build-system"]["requires"]
+    local = local_projects(project_file)
+    found: list[str] = []
+    for text in wanted:
+        requirement = Requirement(text)
+        if requirement.name not in local:
+            found.append(text)
+            continue
+        other = pyproject(local[requirement.name])
+        found += other["project"]["dependencies"]
+        for extra in sorted(requirement.extras):
+            found += other["project"]["optional-dependencies"][extra]
+        if lock.build_system:
+            found += other["build-system"]["requires"]
+    return list(dict.fromkeys(found))  # each once, in order
 
 
 def compile_command(lock: Lock, uv_options: list[str]) -> list[str]:

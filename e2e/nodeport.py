@@ -3,11 +3,10 @@ of the balance verdicts do, and given back as it was however the block ends."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-from kubeverify.waiting import Observation, wait_until
+from kubeverify import Observation, wait_until
 
 NODE_PORT_SERVICE = "iris-classifier-nodeport"  # verify.toml's service with a url
 ENDPOINTS_TIMEOUT = 60
@@ -17,13 +16,6 @@ def endpoints_are(kube, pods: Collection[str]) -> Observation:
     """Whether the Service's endpoints are exactly `pods`, every one of them ready."""
     ready, not_ready = kube.endpoint_pods(NODE_PORT_SERVICE)
     return Observation(ready == set(pods) and not not_ready, f"ready {sorted(ready)}")
-
-
-def _set_selector(kube, selector: dict[str, str]) -> None:
-    kube.kubectl(
-        "patch", "service", NODE_PORT_SERVICE, "--type=json",
-        "-p", json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
-    )  # fmt: skip
 
 
 @contextmanager
@@ -39,17 +31,16 @@ def selecting(
     and these labels too), and the block starts once its endpoints are exactly `pods`. After
     it, the Service's own selector again, and its endpoints back to exactly `back_to`."""
     service = kube.core.read_namespaced_service(NODE_PORT_SERVICE, kube.namespace)
-    own = dict(service.spec.selector)
+    selector = {**service.spec.selector, **labels} if added else labels
     try:
-        _set_selector(kube, {**own, **labels} if added else labels)
-        wait_until(
-            lambda: endpoints_are(kube, pods),
-            what=f"{NODE_PORT_SERVICE} sending only to {sorted(pods)}",
-            timeout=ENDPOINTS_TIMEOUT,
-        )
-        yield
+        with kube.service_changed(NODE_PORT_SERVICE, {"selector": selector}):
+            wait_until(
+                lambda: endpoints_are(kube, pods),
+                what=f"{NODE_PORT_SERVICE} sending only to {sorted(pods)}",
+                timeout=ENDPOINTS_TIMEOUT,
+            )
+            yield
     finally:
-        _set_selector(kube, own)
         wait_until(
             lambda: endpoints_are(kube, back_to),
             what=f"{NODE_PORT_SERVICE} back to its {len(back_to)} pods",

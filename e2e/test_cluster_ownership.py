@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeverify.cluster import KindProjectCluster
+from kubeverify import KindProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 300
@@ -16,9 +16,9 @@ RUN_TIMEOUT = 300
 
 @pytest.fixture
 def kind_cluster(stage, deployment):
-    if not isinstance(stage.cluster, KindProjectCluster):
-        pytest.skip("existing-cluster mode: no kind cluster of this session's to lend")
-    return stage.cluster
+    if stage.provider.name != KindProvider.name:
+        pytest.skip(f"the {stage.provider.name} provider: no kind cluster of this session's")
+    return stage.provider.cluster
 
 
 def another_run(kind_cluster, pytestconfig, cwd: Path, target: Path, *args: str):

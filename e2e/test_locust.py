@@ -6,15 +6,23 @@ Runs in the e2e session: the `e2e` extra installs Locust.
 """
 
 import csv
+import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from e2e import nodeport
-from kubeverify.locust import cli as locust_cli
-from kubeverify.traffic import wait_until_every_pod_answers
-from kubeverify.waiting import Observation, wait_until
+from kubeverify import (
+    Observation,
+    no_failures,
+    verdict_from_json,
+    wait_until,
+    wait_until_every_pod_answers,
+)
+from kubeverify.locust import aggregated, headless_command, started
+from kubeverify.locust import run as run_locust
 
 USERS = 10
 SECONDS = 25
@@ -35,7 +43,7 @@ def reports(pytestconfig) -> Path:
 
 
 def _locust(endpoint, pods, reports, name, seconds):
-    command = locust_cli.headless_command(
+    command = headless_command(
         LOCUSTFILE,
         endpoint.base_url,
         users=USERS,
@@ -47,25 +55,25 @@ def _locust(endpoint, pods, reports, name, seconds):
         # 1% errors, p95 500 ms.
         extra=["--connection-mode", "new", "--pod-names", ",".join(pods)],
     )
-    return locust_cli.run(command, seconds)
+    return run_locust(command, seconds)
 
 
 def _verdict(output: str) -> str:
     return output[output.index("\npod ") :].strip() if "\npod " in output else output[-3000:]
 
 
-def test_locust_verdict_passes_on_the_service(settled_pods, endpoint, reports, run, report):
+def _locust_verdicts(reports: Path, name: str) -> list:
+    """The verdicts Locust's listeners wrote for the run `name`, with their error rates."""
+    written = json.loads((reports / f"e2e-locust-{name}_verdict.json").read_text())
+    return [verdict_from_json(data) for data in written["verdicts"]]
+
+
+def test_locust_verdict_passes_on_the_service(settled_pods, endpoint, reports, run, record):
     done = _locust(endpoint, settled_pods, reports, "balanced", SECONDS)
     verdict = _verdict(done.stdout)
     run.timer.note(f"Locust, {USERS} users for {SECONDS} s at {endpoint.base_url}:\n{verdict}")
-    row = locust_cli.aggregated(reports / "e2e-locust-balanced")
-    report.figures["locust_balanced"] = {
-        "exit_code": done.returncode,
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "rps": float(row["Requests/s"]),
-        "p95_ms": float(row["95%"]),
-    }
+    for each in _locust_verdicts(reports, "balanced"):
+        record(replace(each, check=f"Locust through the Service: {each.check}"))
     assert done.returncode == 0, f"{verdict}\n{done.stderr[-3000:]}"
     assert "verdict: PASSED" in verdict
     for pod in settled_pods:
@@ -73,7 +81,7 @@ def test_locust_verdict_passes_on_the_service(settled_pods, endpoint, reports, r
 
 
 def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
-    settled_pods, kube, endpoint, reports, run, report
+    settled_pods, kube, endpoint, reports, run, record
 ):
     only = settled_pods[0]
     starved = sorted(settled_pods[1:])
@@ -89,7 +97,10 @@ def test_locust_verdict_fails_naming_the_pods_a_skewed_service_starves(
         kube.kubectl("label", "pod", only, f"{SKEW_LABEL}-")
     verdict = _verdict(done.stdout)
     run.timer.note(f"Locust against a Service selecting only {only}:\n{verdict}")
-    report.figures["locust_skewed"] = {"exit_code": done.returncode, "only_pod": only}
+    for each in _locust_verdicts(reports, "skewed"):
+        if each.check == "pods":  # what a Service that starves two pods must fail
+            record(replace(each, check=f"Locust, Service selecting only {only}: pods",
+                           control=True))  # fmt: skip
     assert done.returncode == 1, f"{verdict}\n{done.stderr[-3000:]}"
     assert "verdict: FAILED (pods)" in verdict
     assert f"2 short, no response from {', '.join(starved)}" in verdict
@@ -106,35 +117,35 @@ def _requests_so_far(prefix: Path, at_least: int, since: float) -> Observation:
     if not _written_since(Path(f"{prefix}_stats.csv"), since):
         return Observation(False, "no stats of this run yet")
     try:
-        requests = int(locust_cli.aggregated(prefix)["Request Count"])
+        requests = int(aggregated(prefix)["Request Count"])
     except (OSError, StopIteration, KeyError, ValueError) as error:
         return Observation(False, f"no stats yet: {error!r}")
     return Observation(requests >= at_least, f"{requests} requests", requests)
 
 
 def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
-    settled_pods, deployment, endpoint, target, reports, run, report
+    settled_pods, deployment, endpoint, target, reports, run, record
 ):
     # Keep-alive users hold their connections to the old pods through the restart: each
     # old pod must tell them to reconnect (Connection: close) rather than reset them.
     prefix = reports / "e2e-locust-drain"
     launched = time.time()
-    command = locust_cli.headless_command(
+    command = headless_command(
         LOCUSTFILE, endpoint.base_url, users=DRAIN_USERS, seconds=DRAIN_MAX_SECONDS,
         csv_prefix=prefix,
         extra=["--connection-mode", "keep-alive", "--think-time", "0.05",
                "--max-error-ratio", "0", "--max-skew", "0", "--balance-alpha", "0"],
     )  # fmt: skip
-    with locust_cli.started(command, reports / "e2e-locust-drain.log"):
+    with started(command, reports / "e2e-locust-drain.log"):
         before = wait_until(
             lambda: _requests_so_far(prefix, 200, launched),
             what="Locust's users sending",
             timeout=60,
         ).value
-        started = time.monotonic()
+        restart_began = time.monotonic()
         deployment.rollout_restart()
         new_pods = deployment.wait_settled(target.replicas, timeout=240)
-        seconds = time.monotonic() - started
+        seconds = time.monotonic() - restart_began
         during = wait_until(
             lambda: _requests_so_far(prefix, before + 1, launched),
             what="Locust's stats",
@@ -147,24 +158,24 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
         )
     for written in (Path(f"{prefix}_stats.csv"), Path(f"{prefix}_pods.csv")):
         assert _written_since(written, launched), f"Locust did not write {written} in this run"
-    row = locust_cli.aggregated(prefix)
+    row = aggregated(prefix)
     requests, failures = int(row["Request Count"]), int(row["Failure Count"])
     with Path(f"{prefix}_pods.csv").open(newline="") as handle:
         answered = {r["name"] for r in csv.DictReader(handle) if r["kind"] == "pod"}
     spanning = during - before
-    run.timer.note(
-        f"rollout restart under {DRAIN_USERS} keep-alive Locust users: done in {seconds:.1f} s; "
-        f"{failures} of {requests} requests failed, {spanning} of them while it ran (the "
-        f"failure rate is below {3 / max(spanning, 1):.2%} with 95% confidence); pods that "
-        f"answered: {sorted(answered)}"
+    verdict = record(
+        no_failures(
+            f"rollout restart under {DRAIN_USERS} keep-alive Locust users",
+            spanning,
+            failures,
+            minimum=100,
+            seconds=round(seconds, 1),
+            requests_in_all=requests,
+        )
     )
-    report.figures["locust_keep_alive_rollout"] = {
-        "requests": requests, "failures": failures, "during_restart": spanning,
-        "seconds": round(seconds, 1),
-    }  # fmt: skip
-    assert spanning >= 100, (
-        f"only {spanning} requests while the restart ran: 0 failures bound nothing"
+    run.timer.note(f"pods that answered the keep-alive Locust users: {sorted(answered)}")
+    assert verdict.passed, (
+        f"{verdict.explain()}\n{(reports / 'e2e-locust-drain.log').read_text()[-3000:]}"
     )
-    assert failures == 0, (reports / "e2e-locust-drain.log").read_text()[-3000:]
     assert set(new_pods) <= answered, f"keep-alive users never reached {set(new_pods) - answered}"
     assert set(settled_pods) <= answered

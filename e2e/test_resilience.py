@@ -1,7 +1,7 @@
 """The Deployment heals and rolls while traffic runs (kubeverify's standard resilience checks)."""
 
-from kubeverify import suites
+from kubeverify import Resilience
 
 
-class TestResilience(suites.Resilience):
-    __doc__ = suites.Resilience.__doc__
+class TestResilience(Resilience):
+    __doc__ = Resilience.__doc__

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeverify import diagnostics
-from kubeverify.kube import KubeTarget
-from kubeverify.waiting import Observation, wait_until
+from kubeverify import KubeTarget, Observation, cluster_state, wait_until
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 IMAGE = "iris-locust:poc"  # the manifests' own tag, loaded into the nodes, never pulled
@@ -101,10 +99,10 @@ def run_in_cluster(
         ).value
         collect(target, reports, say)
         if code != 0:
-            say(diagnostics.cluster_state(target, SELECTOR))
+            say(cluster_state(target, SELECTOR))
         return code
     except BaseException:
-        say(diagnostics.cluster_state(target, SELECTOR))
+        say(cluster_state(target, SELECTOR))
         raise
     finally:
         delete(target)

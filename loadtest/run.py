@@ -15,13 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci.offline_kind import env_file
-from kubeverify.locust import cli as locust_cli
-from kubeverify.processes import interrupt_on_termination
-from kubeverify.stage import Options, Stage
-from kubeverify.target import load
-from kubeverify.timing import PhaseTimer, format_table
+from kubeverify import (
+    KindProvider,
+    PhaseTimer,
+    Stage,
+    format_table,
+    interrupt_on_termination,
+    load_target,
+)
+from kubeverify.locust import headless_command
+from kubeverify.locust import run as run_locust
 from loadtest import incluster
-from loadtest.image import build_locust_image
+from loadtest.image import make_locust_image
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "verify.toml"
@@ -72,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     interrupt_on_termination()  # then Locust's pods and a cluster it made go, as on Ctrl-C
     timer = PhaseTimer(say=say, prefix="[load]")
-    stage = Stage(
-        load(TARGET), Options(toolchain_env=str(env_file()), keep=args.keep_cluster), timer
-    )
+    target = load_target(TARGET)
+    provider = KindProvider(target, timer, toolchain_env=str(env_file()), keep=args.keep_cluster)
+    stage = Stage(target, provider, timer)
     try:
         stage.up()
         deployment = stage.roll_out(stage.image())
@@ -95,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_args) -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
-    command = locust_cli.headless_command(
+    command = headless_command(
         LOCUSTFILE,
         url,
         users=args.users,
@@ -106,7 +111,7 @@ def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_arg
         extra=locust_args,
     )
     with timer.phase(f"Locust: {args.users} users for {args.run_time} s at {url}"):
-        code = locust_cli.run(command, args.run_time, capture=False).returncode
+        code = run_locust(command, args.run_time, capture=False).returncode
     say(f"[load] reports: {REPORTS}/locust.html, locust_*.csv, locust_verdict.txt")
     return code
 
@@ -114,11 +119,9 @@ def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_arg
 def _in_cluster(
     stage: Stage, timer: PhaseTimer, args: argparse.Namespace, locust_args: list[str]
 ) -> int:
-    with timer.phase(f"build image {incluster.IMAGE}"):
-        build_locust_image(stage.toolchain, incluster.IMAGE, say=say)
-    stage.cluster.load_image(incluster.IMAGE)
+    image = make_locust_image(stage, incluster.IMAGE)
     run = incluster.InClusterRun(
-        image=incluster.IMAGE,
+        image=image,
         workers=args.workers,
         users=args.users,
         spawn_rate=args.spawn_rate or args.users,

@@ -7,6 +7,7 @@ import pytest
 
 from kubeverify import balance
 from kubeverify.balance import Transport, UnfitTransport, judge_balance
+from kubeverify.verdict import Verdict
 
 PODS = ["pod-a", "pod-b", "pod-c"]
 FRESH = Transport.NEW_CONNECTION_PER_REQUEST
@@ -61,7 +62,7 @@ def test_power_holds_against_every_split_on_independently_drawn_traffic(pods, se
         balance.starved_shares(pods),
     ):
         draws = rng.multinomial(n, shares, size=4000)
-        rejected = sum(not _verdict(row).balanced for row in draws)
+        rejected = sum(not _verdict(row).passed for row in draws)
         assert rejected / 4000 >= 0.985, shares  # 0.99, less the noise of 4000 draws
 
 
@@ -69,12 +70,12 @@ def test_power_holds_against_every_split_on_independently_drawn_traffic(pods, se
 def test_false_alarms_on_even_traffic_stay_at_alpha(pods, seed):
     n = balance.required_requests(pods)
     draws = np.random.default_rng(seed).multinomial(n, [1 / pods] * pods, size=5000)
-    rejected = sum(not _verdict(row).balanced for row in draws)
+    rejected = sum(not _verdict(row).passed for row in draws)
     # 0.001 expected: 5 of 5000; above 20 (0.004) happens by chance once in about 10^7.
     assert rejected / 5000 <= 0.004
 
 
-def _verdict(counts) -> balance.BalanceVerdict:
+def _verdict(counts) -> Verdict:
     """The verdict the checks reach on these per-pod counts."""
     pods = [f"pod-{i}" for i in range(len(counts))]
     return judge_balance(dict(zip(pods, map(int, counts), strict=True)), pods, FRESH)
@@ -94,8 +95,8 @@ def test_what_a_run_can_detect_is_said_in_one_line():
 
 def test_even_split_is_balanced():
     verdict = judge_balance({"pod-a": 290, "pod-b": 305, "pod-c": 300}, PODS, FRESH)
-    assert verdict.balanced
-    assert verdict.p_value > 0.5
+    assert verdict.passed
+    assert verdict.figures["p_value"] > 0.5
     assert "balanced" in verdict.explain()
 
 
@@ -103,23 +104,23 @@ def test_the_worst_1_5_split_at_the_power_calculated_count_is_unbalanced():
     n = balance.required_requests(3)
     counts = dict(zip(PODS, (round(n * s) for s in balance.worst_shares(3)), strict=True))
     verdict = judge_balance(counts, PODS, FRESH)
-    assert not verdict.balanced
-    assert verdict.p_value < balance.ALPHA
+    assert not verdict.passed
+    assert verdict.figures["p_value"] < balance.ALPHA
     assert "UNBALANCED" in verdict.explain()
 
 
 def test_all_requests_on_one_pod_is_unbalanced_and_names_the_idle_pods():
     verdict = judge_balance({"pod-b": 900}, PODS, FRESH)
-    assert not verdict.balanced
-    assert verdict.missing == ("pod-a", "pod-c")
-    assert verdict.max_min_ratio == math.inf
+    assert not verdict.passed
+    assert verdict.figures["missing"] == ["pod-a", "pod-c"]
+    assert verdict.figures["max_min_ratio"] == math.inf
     assert "received no request: pod-a, pod-c" in verdict.explain()
 
 
 def test_an_answer_from_a_pod_that_is_not_ready_is_unbalanced():
     verdict = judge_balance({"pod-a": 300, "pod-b": 300, "pod-c": 300, "old-pod": 4}, PODS, FRESH)
-    assert verdict.unexpected == ("old-pod",)
-    assert not verdict.balanced
+    assert verdict.figures["unexpected"] == ["old-pod"]
+    assert not verdict.passed
 
 
 @pytest.mark.parametrize(
@@ -139,6 +140,36 @@ def test_no_pods_or_no_requests_is_an_error_not_a_verdict():
         judge_balance({"pod-a": 1}, [], FRESH)
     with pytest.raises(ValueError, match="no request"):
         judge_balance({}, PODS, FRESH)
+
+
+def test_keep_alive_connections_are_draws_and_are_judged_so():
+    verdict = judge_balance(
+        {"pod-a": 300, "pod-b": 310, "pod-c": 290}, PODS, Transport.KEEP_ALIVE_CONNECTIONS
+    )
+    assert verdict.passed
+    assert "900 connections over 3 pods" in verdict.summary
+    assert verdict.check == f"balance over 3 pods ({Transport.KEEP_ALIVE_CONNECTIONS.value})"
+
+
+def test_a_verdict_states_its_rates_and_draws_its_split_against_the_even_band():
+    verdict = judge_balance(
+        {"pod-a": 300, "pod-b": 310, "pod-c": 290},
+        PODS,
+        FRESH,
+        rates=balance.claimed_rates(3),
+        nodes={"pod-a": "w1", "pod-b": "w2", "pod-c": "w1"},
+    )
+    assert verdict.rates.text() == (
+        "false alarms 0.001, power 0.99 against any split whose largest/smallest share is 1.5 "
+        "or more (3 pods)"
+    )
+    shares = verdict.shares
+    assert shares.expected == {pod: 1 / 3 for pod in PODS}
+    low, high = shares.band["pod-a"]
+    assert low < 1 / 3 < high
+    assert shares.colour_by["pod-c"] == "w1"
+    # The band is where an even split stays with chance 1 - alpha: on 900 draws, about 4 points.
+    assert 0.03 < high - 1 / 3 < 0.06
 
 
 def test_count_by_names_unlabelled_answers():

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from kubeverify import cluster
-from kubeverify.cluster import KindProjectCluster
 from kubeverify.preflight import PreflightError
+from kubeverify.providers.kind import cluster
+from kubeverify.providers.kind.cluster import KindProjectCluster
+from kubeverify.providers.kind.toolchain import Toolchain
 from kubeverify.target import load
 from kubeverify.timing import PhaseTimer
-from kubeverify.toolchain import Toolchain
 from tests.test_target import MINIMAL
 
 NAME = "kv-test"

@@ -1,6 +1,7 @@
 """The image as Kubernetes runs it: read-only root, no capabilities, uid 10001, SIGTERM at the end.
 
-Builds through kubeverify.image from verify.toml's [image], the one way the image is built.
+Builds through the kind provider (its image module) from verify.toml's [image], the one way
+the image is built.
 Skipped where no Docker engine answers, except under CI (env CI set), where a skip would hide
 a missing check.
 """
@@ -21,9 +22,9 @@ import httpx
 import pytest
 
 from ci.offline_kind import env_file
-from kubeverify.image import build_target_image
+from kubeverify.providers.kind.image import build_target_image
+from kubeverify.providers.kind.toolchain import detect
 from kubeverify.target import load
-from kubeverify.toolchain import detect
 from kubeverify.waiting import Observation, wait_until
 from service.schemas import TUTORIAL_SAMPLE as SAMPLE
 

@@ -4,11 +4,13 @@ import json
 
 import pytest
 
-from kubeverify import balance, toolchain
-from kubeverify.image import containerd_reference
+from kubeverify import balance
 from kubeverify.preflight import PreflightError
+from kubeverify.providers.kind import toolchain
+from kubeverify.providers.kind.image import containerd_reference
 from kubeverify.report import RunReport
 from kubeverify.timing import PhaseTimer, format_table
+from kubeverify.verdict import ErrorRates, Verdict, from_json, no_failures
 
 
 def test_table_lists_phases_and_their_total():
@@ -120,20 +122,53 @@ def test_docker_tags_map_to_containerd_references(tag, reference):
 
 
 def test_the_report_writes_the_summary_and_a_chart_of_every_verdict(tmp_path):
-    report = RunReport(toolchain="offline", versions={"kubernetes": "v1.20.2"})
+    report = RunReport(versions={"kubernetes": "v1.20.2"})
     fresh = balance.Transport.NEW_CONNECTION_PER_REQUEST
-    even = balance.judge_balance({"p-a": 300, "p-b": 310, "p-c": 290}, ["p-a", "p-b", "p-c"], fresh)
-    skewed = balance.judge_balance(
-        {"p-a": 400, "p-b": 200, "p-c": 300}, ["p-a", "p-b", "p-c"], fresh
-    )
-    report.add_distribution("even", even, {"p-a": "worker", "p-b": "worker2", "p-c": "worker"})
-    report.add_distribution("skewed", skewed)
-    report.figures["kube_proxy_mode"] = {"asked": "iptables", "observed": "random per connection"}
+    pods = ["p-a", "p-b", "p-c"]
+    nodes = {"p-a": "worker", "p-b": "worker2", "p-c": "worker"}
+    even = balance.judge_balance({"p-a": 300, "p-b": 310, "p-c": 290}, pods, fresh, nodes=nodes)
+    skewed = balance.judge_balance({"p-a": 400, "p-b": 200, "p-c": 300}, pods, fresh)
+    report.add("e2e/test_balance.py::test_x", even)
+    report.add("e2e/test_balance.py::test_y", skewed)
+    report.add("e2e/test_scaling.py::test_z", no_failures("scale 3 -> 2", 400, 0, minimum=100))
+    # A verdict of a kind the report code has never heard of: rendered like any other.
+    novel = Verdict("a check written next year", True, "it held", ErrorRates(0.01, 0.9, "x"))
+    report.add("e2e/test_new.py::test_n", novel)
     checks = {"e2e/test_a.py::test_x": "passed", "e2e/test_a.py::test_y": "failed"}
     written = report.write([("create", 50.0)], {"a": 3.0}, checks, tmp_path)
     assert [path.name for path in written] == ["e2e-summary.json", "e2e-pod-shares.png"]
     summary = json.loads(written[0].read_text())
     assert summary["result"] == "failed"
     assert summary["versions"] == {"kubernetes": "v1.20.2"}
-    assert summary["distributions"]["skewed"]["balanced"] is False
+    by_check = {verdict["check"]: verdict for verdict in summary["verdicts"]}
+    assert by_check["balance over 3 pods (a new connection per request through the Service)"]
+    assert [v["passed"] for v in summary["verdicts"]] == [True, False, True, True]
+    assert by_check["no request fails: scale 3 -> 2"]["rates"] == {
+        "false_alarm": 0.0,
+        "power": 0.95,
+        "effect": "a failure rate of 0.75% or more",
+    }
+    assert by_check["a check written next year"]["rates"]["power"] == 0.9
+    assert summary["verdicts"][0]["in"] == "e2e/test_balance.py::test_x"
+    assert summary["verdicts"][1]["figures"]["max_min_ratio"] == 2.0
+    # What one process writes, another reads back whole (Locust's verdicts, say).
+    assert [from_json(v) for v in summary["verdicts"]][2:] == [
+        report.verdicts[2][1],
+        novel,
+    ]
     assert written[1].read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_negative_control_says_it_failed_as_it_must():
+    verdict = no_failures("x", 500, 3, minimum=100)
+    control = Verdict(verdict.check, False, verdict.summary, control=True)
+    assert verdict.line().startswith("no request fails: x: FAILED: 3 of 500 requests")
+    assert control.outcome == "FAILED, as its negative control must"
+    assert control.as_it_must
+    assert not verdict.as_it_must
+
+
+def test_zero_failures_of_too_few_requests_bound_nothing_and_fail():
+    verdict = no_failures("rollout", 80, 0, minimum=100)
+    assert not verdict.passed
+    assert "only 80 requests spanned it, fewer than 100" in verdict.summary

@@ -38,7 +38,7 @@ def even(per_pod=1000, pods=PODS):
 
 
 def check(verdict, name):
-    (found,) = [c for c in verdict.checks if c.name == name]
+    (found,) = [c for c in verdict.verdicts if c.check == name]
     return found
 
 
@@ -156,7 +156,7 @@ def test_an_even_split_with_no_errors_passes():
     assert verdict.passed, verdict.text()
     assert verdict.exit_code == 0
     assert verdict.text().startswith("verdict: PASSED")
-    assert {c.name for c in verdict.checks} == {
+    assert {c.check for c in verdict.verdicts} == {
         "error ratio",
         "p95 latency",
         "pods",
@@ -171,7 +171,7 @@ def test_a_skewed_split_fails_on_skew_and_chi_square():
     assert not verdict.passed
     assert verdict.exit_code == 1
     assert not check(verdict, "balance skew").passed
-    assert "max/min 1.60 (allowed 1.5)" in check(verdict, "balance skew").detail
+    assert "max/min 1.60 (allowed 1.5)" in check(verdict, "balance skew").summary
     assert not check(verdict, "balance chi-square").passed
     assert verdict.text().startswith("verdict: FAILED (balance chi-square, balance skew)")
 
@@ -180,8 +180,8 @@ def test_skew_alone_judges_when_chi_square_is_off():
     thresholds = Thresholds(alpha=0, max_skew=1.5)
     verdict = evaluate(figures({"pod-a": 1400, "pod-b": 1000, "pod-c": 1000}), thresholds)
     assert verdict.passed
-    assert {c.name for c in verdict.checks} >= {"balance skew"}
-    assert "balance chi-square" not in {c.name for c in verdict.checks}
+    assert {c.check for c in verdict.verdicts} >= {"balance skew"}
+    assert "balance chi-square" not in {c.check for c in verdict.verdicts}
     verdict = evaluate(figures({"pod-a": 1600, "pod-b": 1000, "pod-c": 1000}), thresholds)
     assert not verdict.passed
 
@@ -191,7 +191,7 @@ def test_chi_square_alone_catches_the_worst_1_5_split_however_long_the_run():
         counts = dict(zip(PODS, (round(total * s) for s in worst_shares(3)), strict=True))
         verdict = evaluate(figures(counts), Thresholds(max_skew=0))
         assert not check(verdict, "balance chi-square").passed, total
-        assert "balance skew" not in {c.name for c in verdict.checks}
+        assert "balance skew" not in {c.check for c in verdict.verdicts}
 
 
 def test_the_chi_square_verdict_means_the_same_for_a_short_and_a_long_run():
@@ -217,7 +217,7 @@ def test_one_pod_of_three_answering_fails_naming_the_shortfall():
     assert not verdict.passed
     pods = check(verdict, "pods")
     assert not pods.passed
-    assert pods.detail == "1 of 3 expected pods answered (pod-a): 2 short"
+    assert pods.summary == "1 of 3 expected pods answered (pod-a): 2 short"
     assert any("balance not judged" in note for note in verdict.notes)
 
 
@@ -225,15 +225,15 @@ def test_missing_pods_are_named_when_the_names_are_known():
     verdict = evaluate(figures({"pod-a": 3000}), Thresholds(pod_names=PODS))
     pods = check(verdict, "pods")
     assert not pods.passed
-    assert "2 short, no response from pod-b, pod-c" in pods.detail
+    assert "2 short, no response from pod-b, pod-c" in pods.summary
     assert "pod-b, pod-c" in verdict.text()
 
 
 def test_answers_from_more_pods_than_expected_fail():
     counts = even(pods=(*PODS, "pod-d"))
-    assert "1 more than expected" in check(evaluate(figures(counts), Thresholds()), "pods").detail
+    assert "1 more than expected" in check(evaluate(figures(counts), Thresholds()), "pods").summary
     named = evaluate(figures(counts), Thresholds(pod_names=PODS))
-    assert "answers from pods not expected: pod-d" in check(named, "pods").detail
+    assert "answers from pods not expected: pod-d" in check(named, "pods").summary
     assert not named.passed
 
 
@@ -251,15 +251,15 @@ def test_too_many_errors_fail():
 def test_a_run_with_no_request_fails():
     verdict = evaluate(figures({}, requests=0, p95_ms=None), Thresholds())
     assert not verdict.passed
-    assert check(verdict, "error ratio").detail == "no request completed"
-    assert check(verdict, "p95 latency").detail == "no request completed"
+    assert check(verdict, "error ratio").summary == "no request completed"
+    assert check(verdict, "p95 latency").summary == "no request completed"
 
 
 def test_a_slow_p95_fails_and_zero_switches_the_check_off():
     slow = figures(even(), p95_ms=750)
     verdict = evaluate(slow, Thresholds(max_p95_ms=500))
     assert not verdict.passed
-    assert check(verdict, "p95 latency").detail == "750 ms (allowed 500 ms)"
+    assert check(verdict, "p95 latency").summary == "750 ms (allowed 500 ms)"
     assert evaluate(slow, Thresholds(max_p95_ms=0)).passed
 
 
@@ -268,7 +268,7 @@ def test_too_few_responses_to_see_a_skew_prove_nothing():
     short = evaluate(figures(even(per_pod=needed // 3 - 5)), Thresholds())
     assert not short.passed
     assert not check(short, "balance evidence").passed
-    assert f"takes {needed}" in check(short, "balance evidence").detail
+    assert f"takes {needed}" in check(short, "balance evidence").summary
     assert evaluate(figures(even(per_pod=needed // 3 + 1)), Thresholds()).passed
 
 
@@ -276,7 +276,7 @@ def test_keep_alive_counts_are_shown_not_judged_for_balance():
     counts = {"pod-a": 5000, "pod-b": 100, "pod-c": 100}
     verdict = evaluate(figures(counts, transport=CONNECTION_MODES["keep-alive"]), Thresholds())
     assert verdict.passed
-    assert not any(c.name.startswith("balance") for c in verdict.checks)
+    assert not any(c.check.startswith("balance") for c in verdict.verdicts)
     assert "per connection, not per request" in verdict.notes[0]
 
 
@@ -293,7 +293,7 @@ def test_keep_alive_fails_a_missing_pod_only_when_an_even_service_would_rarely_m
     assert "2 users, a connection each at least leave a pod out 100.0%" in few.notes[0]
     many = evaluate(figures({"pod-a": 5000}, transport=KEEP_ALIVE, users=30), Thresholds())
     assert not check(many, "pods").passed
-    assert "with chance 1.6e-05" in check(many, "pods").detail
+    assert "with chance 1.6e-05" in check(many, "pods").summary
     named = figures({"pod-a": 5000}, transport=KEEP_ALIVE, connections={"pod-a": 30})
     assert not evaluate(named, Thresholds()).passed
 
@@ -316,7 +316,7 @@ def test_keep_alive_balance_is_judged_on_connections_once_there_are_enough():
     )
     assert enough.passed, enough.text()
     assert {"balance chi-square (connections)", "balance skew (connections)"} <= {
-        c.name for c in enough.checks
+        c.check for c in enough.verdicts
     }
     skewed = {"pod-a": 800, "pod-b": 500, "pod-c": 500}
     unbalanced = evaluate(figures(pods, transport=KEEP_ALIVE, connections=skewed), Thresholds())
@@ -352,13 +352,13 @@ def test_a_new_connection_run_fails_when_an_answer_came_on_a_used_connection():
     proven = evaluate(figures(even(), reused=(0, 3000)), Thresholds())
     assert check(proven, "a connection per request").passed
     assert "3000 distinct connections for 3000 answers" in (
-        check(proven, "a connection per request").detail
+        check(proven, "a connection per request").summary
     )
     reused = evaluate(figures(even(), reused=(12, 3000)), Thresholds())
     assert not reused.passed
     assert not check(reused, "a connection per request").passed
     unnamed = evaluate(figures(even()), Thresholds())
-    assert "a connection per request" not in {c.name for c in unnamed.checks}
+    assert "a connection per request" not in {c.check for c in unnamed.verdicts}
 
 
 def test_a_single_expected_pod_is_not_judged_for_balance():
@@ -388,13 +388,15 @@ def test_impossible_thresholds_are_refused(bad):
 
 def test_the_locust_image_context_holds_every_module_the_locustfile_imports(tmp_path):
     context = assemble_context(tmp_path)
-    finder = modulefinder.ModuleFinder(path=[str(context)])
+    # Where the image's pip install puts them: the iris project's packages, kubeverify's.
+    finder = modulefinder.ModuleFinder(path=[str(context), str(context / "kubeverify" / "src")])
     finder.run_script(str(context / "loadtest" / "locustfile.py"))
     ours = ("loadtest", "e2e", "service", "kubeverify")
     missing = sorted(name for name in finder.badmodules if name.split(".")[0] in ours)
     assert missing == []
     assert "kubeverify.locust.listeners" in finder.modules
-    assert {"pyproject.toml", "README.md"} <= {path.name for path in context.iterdir()}
+    for project in (context, context / "kubeverify"):
+        assert {"pyproject.toml", "README.md"} <= {path.name for path in project.iterdir()}
 
 
 def test_the_locust_image_installs_a_lock_of_locust_and_scikit_learn_its_context_holds(tmp_path):

@@ -10,10 +10,15 @@ import threading
 
 import pytest
 
-from kubeverify import preflight
-from kubeverify.cluster import config_mismatch, kind_config, port_taken, published_ports
 from kubeverify.kube import endpoint_slice_pods
-from kubeverify.preflight import PreflightError
+from kubeverify.preflight import PreflightError, kubectl_skew
+from kubeverify.providers.kind import preflight
+from kubeverify.providers.kind.cluster import (
+    config_mismatch,
+    kind_config,
+    port_taken,
+    published_ports,
+)
 from kubeverify.target import load
 from kubeverify.versions import proxy_mode, start_line, warnings
 from tests.test_target import MINIMAL
@@ -157,9 +162,9 @@ def test_memory_is_judged_per_node():
 
 
 def test_kubectl_more_than_one_minor_from_the_server_is_warned_about():
-    assert preflight.kubectl_skew("v1.21.0", "v1.20.2") is None
-    assert preflight.kubectl_skew("v1.20.2", "v1.20.2") is None
-    warning = preflight.kubectl_skew("v1.33.1", "v1.20.2")
+    assert kubectl_skew("v1.21.0", "v1.20.2") is None
+    assert kubectl_skew("v1.20.2", "v1.20.2") is None
+    warning = kubectl_skew("v1.33.1", "v1.20.2")
     assert "v1.33.1" in warning
     assert "v1.20.2" in warning
     assert warnings({"kubectl": "v1.33.1", "kubernetes": "v1.20.2"}) == [warning]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeverify.cluster import kind_config
+from kubeverify.providers.kind.cluster import kind_config
 from kubeverify.target import TargetError, load
 from service.schemas import TUTORIAL_SAMPLE
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kubeverify import suites
+from kubeverify import sampling
 from kubeverify.target import Probe
 from kubeverify.traffic import (
     BackgroundTraffic,
@@ -106,14 +106,21 @@ def outcome(started, error=None):
 def test_no_request_lost_needs_enough_requests_spanning_the_change():
     traffic = BackgroundTraffic(Endpoint("http://x", Probe(), "X-Pod-Name"))
     traffic.outcomes = [outcome(t / 10) for t in range(300)]  # 10 a second for 30 s
-    said = traffic.lost_none(5.0, 20.0, "rollout")
-    assert said.startswith("rollout: 0 of 151 requests during it failed (300 in all)")
-    assert "below 1.99% with 95% confidence" in said
-    with pytest.raises(AssertionError, match="only 11 requests were sent while it happened"):
-        traffic.lost_none(5.0, 6.0, "rollout")
+    verdict = traffic.verdict(5.0, 20.0, "rollout")
+    assert verdict.passed
+    assert verdict.summary == (
+        "0 of 151 requests during it failed: the failure rate is below 1.99% with 95% confidence"
+    )
+    assert verdict.figures["requests_in_all"] == 300
+    assert verdict.rates.power == 0.95
+    too_few = traffic.verdict(5.0, 6.0, "rollout")
+    assert not too_few.passed
+    assert too_few.summary.startswith("only 11 requests spanned it, fewer than 100")
     traffic.outcomes.append(outcome(29.9, "ConnectError: refused"))
-    with pytest.raises(AssertionError, match="1 failed"):
-        traffic.lost_none(5.0, 20.0, "rollout")
+    failed = traffic.verdict(5.0, 20.0, "rollout")
+    assert not failed.passed
+    assert "1 failed" in failed.explain()
+    assert "ConnectError: refused (from pod-a)" in failed.explain()
 
 
 def test_shared_connections_counts_requests_on_a_connection_already_used():
@@ -129,16 +136,16 @@ def test_shared_connections_counts_requests_on_a_connection_already_used():
 
 def test_fresh_connection_draws_are_proven_by_the_peer_addresses(monkeypatch):
     with per_connection_pods() as endpoint:
-        assert len(suites.fresh_connection_draws(endpoint, 30)) == 30
+        assert len(sampling.fresh_connection_draws(endpoint, 30)) == 30
         # A client that kept its connection: the pod names one peer for all its requests.
-        monkeypatch.setattr(suites, "fresh_connection_requests", keep_alive_requests)
+        monkeypatch.setattr(sampling, "fresh_connection_requests", keep_alive_requests)
         with pytest.raises(AssertionError, match="29 of 30 requests came on a connection"):
-            suites.fresh_connection_draws(endpoint, 30)
+            sampling.fresh_connection_draws(endpoint, 30)
 
 
 def test_keep_alive_draws_are_one_per_connection_each_on_one_pod():
     with per_connection_pods() as endpoint:
-        draws = suites.keep_alive_draws(endpoint, 12)
+        draws = sampling.keep_alive_draws(endpoint, 12)
         assert len({o.pod for o in draws}) == 12
         assert len({o.connection for o in draws}) == 12
 
@@ -147,6 +154,6 @@ def test_answers_that_do_not_name_their_connection_fail_the_proof():
     with per_connection_pods() as endpoint:
         unnamed = replace(endpoint, connection_header="X-Not-Sent")
         with pytest.raises(AssertionError, match="30 of 30 answers had no X-Not-Sent header"):
-            suites.fresh_connection_draws(unnamed, 30)
+            sampling.fresh_connection_draws(unnamed, 30)
         with pytest.raises(AssertionError, match="3 of 3 answers had no X-Not-Sent header"):
-            suites.keep_alive_draws(unnamed, 2)
+            sampling.keep_alive_draws(unnamed, 2)

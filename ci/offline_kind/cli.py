@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from kubeverify.toolchain import CHOICE_VARIABLE, registry_reachable
+from kubeverify import TOOLCHAIN_CHOICE_VARIABLE as CHOICE_VARIABLE
+from kubeverify import registry_reachable
 
 from . import ENV_FILE_NAME, apt, cache_dir, fsutil
 from .apt import AptPhase

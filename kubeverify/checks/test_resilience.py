@@ -1,5 +1,0 @@
-from kubeverify import suites
-
-
-class TestResilience(suites.Resilience):
-    __doc__ = suites.Resilience.__doc__

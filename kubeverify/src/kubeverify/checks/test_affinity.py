@@ -1,0 +1,5 @@
+from kubeverify import Affinity
+
+
+class TestAffinity(Affinity):
+    __doc__ = Affinity.__doc__

@@ -1,0 +1,5 @@
+from kubeverify import Scaling
+
+
+class TestScaling(Scaling):
+    __doc__ = Scaling.__doc__

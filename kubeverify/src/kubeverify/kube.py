@@ -1,0 +1,225 @@
+"""Access to one cluster: kubectl for what users type, the kubernetes client for reading state."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from kubeverify.processes import stop
+
+
+class KubectlError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PodState:
+    name: str
+    node: str | None
+    ip: str | None
+    phase: str
+    ready: bool
+    terminating: bool
+    restarts: int
+
+    def line(self) -> str:
+        flags = " terminating" if self.terminating else ""
+        return (
+            f"{self.name:<40} node={self.node} ip={self.ip} phase={self.phase} "
+            f"ready={self.ready} restarts={self.restarts}{flags}"
+        )
+
+
+class KubeTarget:
+    """One cluster, one namespace: kubectl and API calls always agree on where they go."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        kubectl_path: str,
+        context: str | None = None,
+        namespace: str = "default",
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.kubectl_path = kubectl_path
+        self.context = context
+        self.namespace = namespace
+
+    def kubectl_args(self, *args: str) -> list[str]:
+        base = [self.kubectl_path, "--kubeconfig", str(self.kubeconfig)]
+        if self.context:
+            base += ["--context", self.context]
+        return [*base, "--namespace", self.namespace, *args]
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        command = self.kubectl_args(*args)
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            raise KubectlError(
+                f"`kubectl {' '.join(args)}` failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result.stdout
+
+    @cached_property
+    def api(self) -> k8s.ApiClient:
+        return k8s_config.new_client_from_config(
+            config_file=str(self.kubeconfig), context=self.context
+        )
+
+    @cached_property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    @cached_property
+    def apps(self) -> k8s.AppsV1Api:
+        return k8s.AppsV1Api(self.api)
+
+    def version(self) -> k8s.VersionInfo:
+        return k8s.VersionApi(self.api).get_code()
+
+    @cached_property
+    def api_versions(self) -> frozenset[str]:
+        """Every apiVersion the server serves, as `kubectl api-versions` lists them."""
+        groups = k8s.ApisApi(self.api).get_api_versions().groups
+        return frozenset(
+            [
+                *k8s.CoreApi(self.api).get_api_versions().versions,
+                *(version.group_version for group in groups for version in group.versions),
+            ]
+        )
+
+    def pods(self, selector: str) -> list[PodState]:
+        items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
+
+    @cached_property
+    def endpoint_slices(self):
+        """EndpointSlices as discovery.k8s.io/v1 where the server has it (Kubernetes 1.21 and
+        later), else v1beta1 (1.17 to 1.24): the Endpoints API is deprecated from 1.33 on."""
+        resources = DynamicClient(self.api).resources
+        for version in ("v1", "v1beta1"):
+            try:
+                return resources.get(
+                    api_version=f"discovery.k8s.io/{version}", kind="EndpointSlice"
+                )
+            except ResourceNotFoundError:
+                continue
+        raise KubectlError("the server has no EndpointSlice API (discovery.k8s.io v1 or v1beta1)")
+
+    def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
+        """Pod names behind a Service, from its EndpointSlices: (ready, not ready)."""
+        found = self.endpoint_slices.get(
+            namespace=self.namespace, label_selector=f"kubernetes.io/service-name={service}"
+        )
+        return endpoint_slice_pods(found.to_dict().get("items", []))
+
+    def nodes(self) -> dict[str, bool]:
+        """Node name -> whether it is a control-plane node."""
+        roles = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+        return {
+            node.metadata.name: any(r in (node.metadata.labels or {}) for r in roles)
+            for node in self.core.list_node().items
+        }
+
+    @contextmanager
+    def service_changed(self, name: str, spec: Mapping[str, Any]) -> Iterator[None]:
+        """The Service with these fields of its spec for the block (a selector, session
+        affinity), and as they were after it, however the block ends."""
+        read = self.core.read_namespaced_service(name, self.namespace)
+        before = self.api.sanitize_for_serialization(read.spec)
+        self._patch_service(name, [
+            {"op": "add", "path": f"/spec/{key}", "value": value} for key, value in spec.items()
+        ])  # fmt: skip
+        try:
+            yield
+        finally:
+            self._patch_service(name, [
+                {"op": "add", "path": f"/spec/{key}", "value": before[key]}
+                if key in before else {"op": "remove", "path": f"/spec/{key}"}
+                for key in spec
+            ])  # fmt: skip
+
+    def _patch_service(self, name: str, operations: list[dict]) -> None:
+        self.kubectl("patch", "service", name, "--type=json", "-p", json.dumps(operations))
+
+    @contextmanager
+    def port_forward(self, resource: str, remote_port: int, timeout: float = 30) -> Iterator[str]:
+        """`kubectl port-forward` on a free loopback port; the process never outlives the block."""
+        process = subprocess.Popen(
+            self.kubectl_args(
+                "port-forward", "--address", "127.0.0.1", resource, f":{remote_port}"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield f"http://127.0.0.1:{_forwarded_port(process, timeout)}"
+        finally:
+            stop(process)
+
+
+def endpoint_slice_pods(slices: list[dict]) -> tuple[set[str], set[str]]:
+    """(ready, not ready) pod names in EndpointSlices as the API gives them (v1 and v1beta1
+    alike). A terminating endpoint that still serves is not ready: traffic no longer goes
+    there."""
+    ready: set[str] = set()
+    not_ready: set[str] = set()
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            reference = endpoint.get("targetRef") or {}
+            if reference.get("kind") != "Pod" or not reference.get("name"):
+                continue
+            # Unset means ready: the API's own rule for this field.
+            is_ready = (endpoint.get("conditions") or {}).get("ready") is not False
+            (ready if is_ready else not_ready).add(reference["name"])
+    return ready, not_ready
+
+
+def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:
+    """Read kubectl's 'Forwarding from 127.0.0.1:PORT -> ...' line, within a deadline."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not selector.select(remaining):
+                break
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            if line.startswith("Forwarding from 127.0.0.1:"):
+                return int(line.split(":", 1)[1].split()[0])
+    raise KubectlError(f"kubectl port-forward gave no port within {timeout:g} s: {seen}")
+
+
+def _pod_state(pod: k8s.V1Pod) -> PodState:
+    statuses = pod.status.container_statuses or []
+    conditions = {c.type: c.status for c in pod.status.conditions or []}
+    return PodState(
+        name=pod.metadata.name,
+        node=pod.spec.node_name,
+        ip=pod.status.pod_ip,
+        phase=pod.status.phase or "Unknown",
+        ready=conditions.get("Ready") == "True",
+        terminating=pod.metadata.deletion_timestamp is not None,
+        restarts=sum(s.restart_count for s in statuses),
+    )

@@ -1,0 +1,136 @@
+"""Draws of kube-proxy's, and the balance verdict sampled from them.
+
+kube-proxy picks a pod when a connection opens, so a draw is a connection: a request on a fresh
+connection, or a keep-alive connection carrying a few requests (all to its one pod). Where the
+target names a connection header, the transport is proven from the answers, not assumed. The
+balance verdict sends draws until its test decides: in groups for the group-sequential test,
+all at once for the fixed-size one; both with the same error rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from kubeverify import balance, sequential
+from kubeverify.traffic import (
+    Endpoint,
+    Outcome,
+    fresh_connection_requests,
+    keep_alive_connections,
+    shared_connections,
+)
+from kubeverify.verdict import Verdict
+
+KEEP_ALIVE_REQUESTS_EACH = 3  # on each connection of the keep-alive balance check
+
+Draws = Callable[[Endpoint, int], list[Outcome]]
+
+
+def fresh_connection_draws(endpoint: Endpoint, count: int) -> list[Outcome]:
+    """`count` draws, a request on a new connection each, proven so by the connection each pod
+    names (when the target names that header)."""
+    outcomes = fresh_connection_requests(endpoint, count)
+    assert_a_connection_each(endpoint, outcomes)
+    return outcomes
+
+
+def keep_alive_draws(endpoint: Endpoint, count: int) -> list[Outcome]:
+    """`count` draws, a keep-alive connection each carrying a few requests: every request on a
+    connection reaches its one pod, whose answer stands for the draw."""
+    draws = []
+    for requests in keep_alive_connections(endpoint, count, KEEP_ALIVE_REQUESTS_EACH):
+        failed = [o for o in requests if not o.ok]
+        if failed:
+            draws.append(failed[0])
+            continue
+        pods = {o.pod for o in requests}
+        assert len(pods) == 1, f"the requests of one keep-alive connection reached {pods}"
+        if endpoint.connection_header:
+            assert_one_connection(endpoint, requests)
+        draws.append(requests[0])
+    return draws
+
+
+TRANSPORTS = {
+    fresh_connection_draws: balance.Transport.NEW_CONNECTION_PER_REQUEST,
+    keep_alive_draws: balance.Transport.KEEP_ALIVE_CONNECTIONS,
+}
+
+
+def balance_verdict(
+    endpoint: Endpoint,
+    pods: Sequence[str],
+    how: str = "sequential",
+    draws: Draws = fresh_connection_draws,
+    *,
+    label: str | None = None,
+    say: Callable[[str], None] = print,
+    control: bool = False,
+) -> Verdict:
+    """Traffic judged for balance, one draw of kube-proxy's at a time: by the group-sequential
+    test (stopping as soon as its bounds decide), or with `how == "fixed"` by the fixed-size
+    test. A failed request fails the verdict before any statistics."""
+    design = sequential.design(len(pods))
+    say(balance.detectable(design.fixed, len(pods)))
+    outcomes: list[Outcome] = []
+    decided = None
+    if how == "fixed":
+        outcomes = draws(endpoint, design.fixed)
+    else:
+        for look, size in enumerate(design.sizes):
+            outcomes += draws(endpoint, size - len(outcomes))
+            counts = balance.count_by(o.pod for o in outcomes)
+            statistic = balance.chi_square([counts.get(pod, 0) for pod in pods])
+            decided = design.decide(look, float(statistic[0]))
+            if decided or any(not o.ok for o in outcomes):
+                break
+        say(
+            f"sequential test: {decided} after {len(outcomes)} draws (look {look + 1} of "
+            f"{len(design.sizes)}; the fixed-size test sends {design.fixed}, with the same "
+            "alpha and power)"
+        )
+    failed = [o for o in outcomes if not o.ok]
+    assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+    return balance.judge_balance(
+        balance.count_by(o.pod for o in outcomes),
+        pods,
+        TRANSPORTS[draws],
+        decided=decided,
+        label=label,
+        rates=balance.claimed_rates(len(pods)),
+        nodes={o.pod: o.node for o in outcomes if o.node},
+        control=control,
+        figures={"sent": len(outcomes), "fixed_size": design.fixed},
+    )
+
+
+def assert_a_connection_each(endpoint: Endpoint, outcomes: Sequence[Outcome]) -> None:
+    """The transport proven, not declared: by the connection each pod names, every request
+    came on a connection of its own (kube-proxy picks a pod per connection)."""
+    if not endpoint.connection_header:
+        return  # the target names no such header: the transport stays declared
+    _assert_named(endpoint, outcomes)
+    shared = shared_connections(outcomes)
+    assert not shared, (
+        f"{shared} of {len(outcomes)} requests came on a connection an earlier one used (by "
+        f"{endpoint.connection_header}): their counts judge connections, not requests"
+    )
+
+
+def assert_one_connection(endpoint: Endpoint, outcomes: Sequence[Outcome]) -> None:
+    """By the connection each pod names, every request of one keep-alive client came on its
+    one connection (and a reuse shows, so the new-connection proof can fail)."""
+    _assert_named(endpoint, outcomes)
+    reused = shared_connections(outcomes)
+    assert reused == len(outcomes) - 1, (
+        f"{endpoint.connection_header} named {len(outcomes) - reused} connections for the "
+        f"{len(outcomes)} requests of one keep-alive client: {outcomes[:3]}"
+    )
+
+
+def _assert_named(endpoint: Endpoint, outcomes: Sequence[Outcome]) -> None:
+    unnamed = sum(o.connection is None for o in outcomes)
+    assert not unnamed, (
+        f"{unnamed} of {len(outcomes)} answers had no {endpoint.connection_header} header, "
+        "which the target says names each connection"
+    )
