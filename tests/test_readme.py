@@ -31,11 +31,12 @@ TEST_COMMAND = (
 )
 INSTALL_SERVE = "python3 -m pip install -e '.[serve,train]'"
 RUN_LOCALLY = "python -m service.server --host 127.0.0.1 --port 8000"
-INSTALL_E2E = "python3 -m pip install -e '.[e2e]'"
+INSTALL_E2E = "python3 -m pip install -e ./kubeverify -e '.[e2e]'"
 LOCUST_LOCALLY = "locust -f loadtest/locustfile.py --host http://127.0.0.1:8000 --expected-pods 1"
-INSTALL_PLUGIN = "python3 -m pip install ."
+INSTALL_PLUGIN = "python3 -m pip install ./kubeverify"
+PLUGIN_VERSION = "python -m kubeverify --version"
 
-REPLAYED = {INSTALL_SERVE, RUN_LOCALLY, INSTALL_E2E, LOCUST_LOCALLY, INSTALL_PLUGIN}
+REPLAYED = {INSTALL_SERVE, RUN_LOCALLY, INSTALL_E2E, LOCUST_LOCALLY, INSTALL_PLUGIN, PLUGIN_VERSION}
 # Each runs on a real cluster in CI, as part of what the second column names.
 NEEDS_A_CLUSTER = {
     f"{INSTALL_NOX} && nox -s e2e": "the sessions of the test command",
@@ -206,7 +207,9 @@ def _verdict_passed(verdict: dict) -> Observation:
 
 
 @pytest.mark.readme
-def test_pip_install_dot_gives_pytest_the_plugins_options(fresh, tmp_path_factory):
+def test_installing_kubeverify_gives_pytest_its_options_and_no_package_of_iris(
+    fresh, tmp_path_factory
+):
     clone, env = fresh
     venv = tmp_path_factory.mktemp("plugin") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -224,5 +227,16 @@ def test_pip_install_dot_gives_pytest_the_plugins_options(fresh, tmp_path_factor
     )
     for option in ("--target", "--toolchain-env", "--publish-port", "--image"):
         assert option in listed.stdout, listed.stdout[-3000:]
-    no_service = shell(f"{venv}/bin/python -c 'import fastapi'", own)
-    assert no_service.returncode != 0  # the plugin alone: none of the iris service's libraries
+    # The plugin alone: no top-level package of this repository's, none of the service's
+    # libraries.
+    for module in ("service", "fastapi", "loadtest", "ci"):
+        absent = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", f"import {module}"],
+            cwd=tmp_path_factory.mktemp("elsewhere"),
+            env=own[1],
+            capture_output=True,
+            check=False,
+        )
+        assert absent.returncode != 0, module
+    version = shell(PLUGIN_VERSION, own)
+    assert version.stdout.startswith("kubeverify 0."), version.stdout + version.stderr

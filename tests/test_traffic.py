@@ -109,7 +109,8 @@ def test_no_request_lost_needs_enough_requests_spanning_the_change():
     verdict = traffic.verdict(5.0, 20.0, "rollout")
     assert verdict.passed
     assert verdict.summary == (
-        "0 of 151 requests during it failed: the failure rate is below 1.99% with 95% confidence"
+        "0 of 151 requests during its 15.0 s failed: the failure rate is below 1.99% with 95% "
+        "confidence"
     )
     assert verdict.figures["requests_in_all"] == 300
     assert verdict.rates.power == 0.95

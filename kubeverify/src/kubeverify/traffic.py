@@ -291,7 +291,7 @@ class BackgroundTraffic:
     def verdict(self, start: float, end: float, change: str, **figures) -> Verdict:
         """The zero-failure verdict on a change made between `start` and `end` (monotonic
         seconds): no request of the traffic failed, and enough of them spanned the change for
-        that to bound the failure rate."""
+        that to bound the failure rate. A failure's details name it and the pod."""
         spanning = sum(1 for o in self.outcomes if start <= o.started <= end)
         verdict = no_failures(
             change,
@@ -302,6 +302,8 @@ class BackgroundTraffic:
             requests_in_all=len(self.outcomes),
             **figures,
         )
+        if not self.failures:
+            return verdict
         return replace(verdict, details=tuple(self.summary().splitlines()))
 
     @property

@@ -151,36 +151,35 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def no_failures(change: str, requests: int, failures: int, *, minimum: int, **figures) -> Verdict:
+def no_failures(
+    change: str,
+    requests: int,
+    failures: int,
+    *,
+    minimum: int,
+    seconds: float | None = None,
+    **figures,
+) -> Verdict:
     """The zero-failure bound of a change made under traffic: 0 failures of n requests put the
     failure rate below 3/n with 95% confidence (the rule of three), so a service failing 3/n of
     its requests or more passes at most 5% of the time; one that fails none never fails this.
     Fewer than `minimum` requests spanning the change bound too little, and fail the verdict."""
     bound = 3 / requests if requests else 1.0
     rates = ErrorRates(0.0, 0.95, f"a failure rate of {bound:.2%} or more")
-    numbers = {"requests": requests, "failed": failures, "bound_95": bound, **figures}
+    numbers = {"requests": requests, "failed": failures, "bound_95": bound, "seconds": seconds}
+    during = "during it" if seconds is None else f"during its {seconds:.1f} s"
+    check = f"no request fails: {change}"
     if requests < minimum:
-        return Verdict(
-            f"no request fails: {change}",
-            False,
+        summary = (
             f"only {requests} requests spanned it, fewer than {minimum}: 0 failures of so few "
-            "bound nothing",
-            rates,
-            numbers,
+            "bound nothing"
         )
-    if failures:
-        return Verdict(
-            f"no request fails: {change}",
-            False,
-            f"{failures} of {requests} requests during it failed",
-            rates,
-            numbers,
+    elif failures:
+        summary = f"{failures} of {requests} requests {during} failed"
+    else:
+        summary = (
+            f"0 of {requests} requests {during} failed: the failure rate is below {bound:.2%} "
+            "with 95% confidence"
         )
-    return Verdict(
-        f"no request fails: {change}",
-        True,
-        f"0 of {requests} requests during it failed: the failure rate is below {bound:.2%} "
-        "with 95% confidence",
-        rates,
-        numbers,
-    )
+    passed = requests >= minimum and not failures
+    return Verdict(check, passed, summary, rates, {**numbers, **figures})
