@@ -7,6 +7,7 @@ installs it.
 """
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -96,20 +97,22 @@ def example(session: nox.Session) -> None:
     mode, which must leave that cluster as it found it)."""
     session.install("-e", "./kubeverify", "twine>=6.1")
     toolchain_env = offline_toolchain(session)
-    built = Path(session.create_tmp()) / "dist"
-    shutil.rmtree(built, ignore_errors=True)
-    session.run("python", "-m", "ci.package", "build", str(built))
-    python = session.run("python", "-m", "ci.package", "venv", str(built), silent=True).strip()
     reports = ROOT / "reports" / "echo"
-    session.run(
-        python, "-m", "kubeverify", str(ROOT / "examples/echo/verify.toml"),
-        "--toolchain-env", toolchain_env, "--reports-dir", str(reports), *session.posargs,
-        external=True,
-    )  # fmt: skip
-    session.run(
-        "python", "-m", "ci.existing_cluster", "--python", python,
-        "--toolchain-env", toolchain_env, "--reports-dir", str(reports / "existing"),
-    )  # fmt: skip
+    # Outside the repository, so that nothing of it (its pyproject.toml, its packages) is
+    # what pytest or Python find there; removed at the end.
+    with tempfile.TemporaryDirectory(prefix="kubeverify-wheel-") as place:
+        session.run("python", "-m", "ci.package", "build", place)
+        python = session.run("python", "-m", "ci.package", "venv", place, silent=True).strip()
+        with session.chdir(place):
+            session.run(
+                python, "-m", "kubeverify", str(ROOT / "examples/echo/verify.toml"),
+                "--toolchain-env", toolchain_env, "--reports-dir", str(reports),
+                *session.posargs, external=True,
+            )  # fmt: skip
+        session.run(
+            "python", "-m", "ci.existing_cluster", "--python", python,
+            "--toolchain-env", toolchain_env, "--reports-dir", str(reports / "existing"),
+        )  # fmt: skip
 
 
 @nox.session(python=PYTHON)

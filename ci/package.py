@@ -96,6 +96,7 @@ def wheel_problems(wheel: Path) -> list[str]:
 def venv(directory: Path) -> Path:
     """A clean venv in `directory`/venv holding the wheel built there and what it requires;
     checked from `directory`, outside the repository. Returns its python."""
+    directory = directory.resolve()
     (wheel,) = directory.glob("kubeverify-*.whl")
     environment = directory / "venv"
     subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(environment)],

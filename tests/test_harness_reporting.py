@@ -172,3 +172,15 @@ def test_zero_failures_of_too_few_requests_bound_nothing_and_fail():
     verdict = no_failures("rollout", 80, 0, minimum=100)
     assert not verdict.passed
     assert "only 80 requests spanned it, fewer than 100" in verdict.summary
+
+
+def test_affinity_expires_often_enough_that_chance_fails_it_at_most_alpha():
+    from kubeverify.suites.affinity import expires, expiry_cycles
+
+    for pods in (2, 3, 5, 10):
+        cycles = expiry_cycles(pods)
+        assert pods ** -(cycles - 1) <= 0.001 < pods ** -(cycles - 2)
+        assert expires(["p"] * cycles, pods).rates.false_alarm <= 0.001
+    assert (expiry_cycles(2), expiry_cycles(3)) == (11, 8)
+    assert not expires(["p"] * 8, 3).passed
+    assert expires(["p"] * 7 + ["q"], 3).passed

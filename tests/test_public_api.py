@@ -115,7 +115,7 @@ def test_kubeverifys_modules_import_one_another_without_a_cycle():
 
     def visit(module: str) -> None:
         if module in visiting:
-            cycles.append(visiting[visiting.index(module) :] + [module])
+            cycles.append([*visiting[visiting.index(module) :], module])
             return
         if module in done:
             return
@@ -163,7 +163,10 @@ def test_no_module_but_the_kind_provider_runs_docker_or_asks_which_provider_it_h
                 and "Provider" in ast.unparse(node.args[1])
             ):
                 wrong.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
-            if isinstance(node, ast.Attribute) and node.attr in ("cluster", "toolchain"):
-                if "stage" in ast.unparse(node.value):
-                    wrong.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("cluster", "toolchain")
+                and "stage" in ast.unparse(node.value)
+            ):
+                wrong.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
     assert wrong == []

@@ -3,6 +3,7 @@ once it expires, the next connection picks a pod anew; a Service without it fail
 
 from __future__ import annotations
 
+import math
 import time
 
 from kubeverify import balance
@@ -10,9 +11,15 @@ from kubeverify.traffic import fresh_connection_requests
 from kubeverify.verdict import ErrorRates, Verdict
 from kubeverify.waiting import Observation, wait_until
 
-AFFINITY_TIMEOUT = 3  # seconds: short, so that expiry is seen within the check
+AFFINITY_TIMEOUT = 2  # seconds: short, so that expiry is seen within the check
+IDLE_MARGIN = 1  # seconds past the timeout: kube-proxy's rules count whole seconds
 AFFINITY_REQUESTS = 100
-EXPIRY_CYCLES = 8
+
+
+def expiry_cycles(pods: int, alpha: float = balance.ALPHA) -> int:
+    """Expiries enough that random picks after them all land on one pod with chance at most
+    alpha, the check's false-alarm rate: 8 over 3 pods, 11 over 2."""
+    return 1 + math.ceil(math.log(1 / alpha) / math.log(pods))
 
 
 def client_ip_affinity(timeout: int) -> dict:
@@ -41,8 +48,8 @@ def held(reached: dict[str, int], *, control: bool = False) -> Verdict:
 
 def expires(first_after_expiry: list[str | None], pods: int) -> Verdict:
     """After each expiry the next connection picks a pod anew: with random picks, all of them
-    land on one pod with chance pods^-(cycles - 1), the false-alarm rate; affinity that never
-    expires always fails."""
+    land on one pod with chance pods^-(cycles - 1), the false-alarm rate (at most alpha with
+    `expiry_cycles`); affinity that never expires always fails."""
     cycles = len(first_after_expiry)
     distinct = set(first_after_expiry)
     return Verdict(
@@ -77,9 +84,9 @@ class Affinity:
             )
             outcomes = fresh_connection_requests(endpoint, AFFINITY_REQUESTS, concurrency=1)
             first_after_expiry = []
-            for _ in range(EXPIRY_CYCLES):
+            for _ in range(expiry_cycles(len(settled_pods))):
                 # The idle time is the behaviour under test: affinity must lapse after it.
-                time.sleep(AFFINITY_TIMEOUT + 1)
+                time.sleep(AFFINITY_TIMEOUT + IDLE_MARGIN)
                 (outcome,) = fresh_connection_requests(endpoint, 1, concurrency=1)
                 first_after_expiry.append(outcome.pod)
         assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
