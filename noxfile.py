@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parent
 def offline_toolchain(session: nox.Session) -> str:
     """Where no registry answers, build what the offline toolchain lacks (cached: seconds when
     warm); where one answers, nothing. Return the env file kubeverify reads on such machines.
-    The session has kubeverify installed (the toolchain honours its variables), and `ci` is
-    importable from the repository root, where sessions run."""
-    session.run("python", "-m", "ci.offline_kind", "ensure")
+    The toolchain is the standard library's alone, run by the machine's python3 (`ci` is
+    importable from the repository root, where sessions run)."""
+    session.run("python3", "-m", "ci.offline_kind", "ensure", external=True)
     code = "from ci.offline_kind import env_file; print(env_file())"
-    return session.run("python", "-c", code, silent=True).strip()
+    return session.run("python3", "-c", code, silent=True, external=True).strip()
 
 
 @nox.session(python=PYTHON)
@@ -74,11 +74,10 @@ def lock(session: nox.Session) -> None:
     session.run("python", "-m", "ci.locks", *session.posargs)
 
 
-@nox.session(name="offline-kind", python=PYTHON)
+@nox.session(name="offline-kind", venv_backend="none")
 def offline_kind(session: nox.Session) -> None:
     """The offline toolchain from Debian's packages; nothing where a registry answers."""
-    session.install("--no-deps", "-e", "./kubeverify")  # its toolchain variables, no more
-    session.run("python", "-m", "ci.offline_kind", "ensure", *session.posargs)
+    session.run("python3", "-m", "ci.offline_kind", "ensure", *session.posargs, external=True)
 
 
 @nox.session(python=PYTHON)

@@ -2,6 +2,10 @@
 
 The pod's identity headers, the access log, and the limits on request heads and bodies belong
 to the server (service/server.py), so that its own answers get them too.
+
+`service.app:app` is the app as FastAPI's habits look for it (`uvicorn service.app:app`, the
+tutorial's command): built on first use from the environment's settings, so that importing
+this module reads no settings and builds nothing (the tests build apps of their own).
 """
 
 from __future__ import annotations
@@ -156,4 +160,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"predictions": predictions})
 
     app.include_router(iris)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`app`: one app, built from the environment's settings when first asked for."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    app = create_app()
+    globals()["app"] = app  # built once: a second `app` is this one
     return app

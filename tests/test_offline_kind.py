@@ -540,3 +540,18 @@ def test_superseded_tags_only_same_repository():
 @pytest.mark.parametrize(("version", "expected"), [("26.1.5+dfsg1", 26), ("20.10.24", 20), ("", 0)])
 def test_major(version, expected):
     assert engine.major(version) == expected
+
+
+def test_the_toolchain_asks_what_kubeverify_asks_of_the_registry():
+    """Built before any venv exists, the toolchain carries its own copy of kubeverify's choice:
+    the same variable, the same address, the same answer."""
+    from ci.offline_kind import registry
+    from kubeverify.providers.kind import toolchain
+
+    assert registry.CHOICE_VARIABLE == toolchain.CHOICE_VARIABLE
+    assert registry.REGISTRY_PROBE_URL == toolchain.REGISTRY_PROBE_URL
+    # Nothing listens on port 9 here: neither calls that an answer.
+    closed = "http://127.0.0.1:9/v2/"
+    assert (
+        registry.registry_reachable(closed, 1) is toolchain.registry_reachable(closed, 1) is False
+    )

@@ -198,3 +198,27 @@ def test_a_bad_toolchain_env_file_stops_the_run_in_one_line(staged, monkeypatch)
         "rebuild the offline toolchain, or name another file with --toolchain-env or "
         "KUBEVERIFY_TOOLCHAIN_ENV",
     )
+
+
+def test_python_m_kubeverify_is_not_swayed_by_the_project_around_the_target(tmp_path):
+    """The standard checks run as kubeverify's: an ini file beside the target (a project's
+    own, with options of its own) does not apply, and nothing is cached into the package."""
+    import subprocess
+    import sys
+
+    from kubeverify.__main__ import CHECKS
+
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "verify.toml").write_text(MINIMAL)
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --no-such-option\n")
+    listed = subprocess.run(
+        [sys.executable, "-m", "kubeverify", "verify.toml", "--collect-only", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "15 tests collected" in listed.stdout
+    assert "test_balance.py::TestBalance::" in listed.stdout
+    assert not (CHECKS / ".pytest_cache").exists()

@@ -26,7 +26,7 @@ PUBLIC = {
     "Target", "TargetError", "Image", "load_target",
     # the stage and where its cluster comes from
     "Stage", "Provider", "Option", "KindProvider", "ExistingClusterProvider", "PreflightError",
-    "TOOLCHAIN_CHOICE_VARIABLE", "registry_reachable", "KubeTarget", "Deployment",
+    "KubeTarget", "Deployment",
     "render_manifests",
     # the suites
     "Replicas", "Scaling", "Balance", "Resilience", "Affinity",

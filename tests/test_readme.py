@@ -31,12 +31,22 @@ TEST_COMMAND = (
 )
 INSTALL_SERVE = "python3 -m pip install -e '.[serve,train]'"
 RUN_LOCALLY = "python -m service.server --host 127.0.0.1 --port 8000"
+RUN_APP_ALONE = "uvicorn service.app:app --host 127.0.0.1 --port 8000"
 INSTALL_E2E = "python3 -m pip install -e ./kubeverify -e '.[e2e]'"
 LOCUST_LOCALLY = "locust -f loadtest/locustfile.py --host http://127.0.0.1:8000 --expected-pods 1"
 INSTALL_PLUGIN = "python3 -m pip install ./kubeverify"
 PLUGIN_VERSION = "python -m kubeverify --version"
 
-REPLAYED = {INSTALL_SERVE, RUN_LOCALLY, INSTALL_E2E, LOCUST_LOCALLY, INSTALL_PLUGIN, PLUGIN_VERSION}
+REPLAYED = {
+    INSTALL_SERVE,
+    RUN_LOCALLY,
+    RUN_APP_ALONE,
+    INSTALL_E2E,
+    LOCUST_LOCALLY,
+    INSTALL_PLUGIN,
+    PLUGIN_VERSION,
+}
+TUTORIAL = "e2e/test_tutorial.py, as written, on the e2e cluster"
 # Each runs on a real cluster in CI, as part of what the second column names.
 NEEDS_A_CLUSTER = {
     f"{INSTALL_NOX} && nox -s e2e": "the sessions of the test command",
@@ -50,6 +60,23 @@ NEEDS_A_CLUSTER = {
     "nox -s load": "e2e/test_locust.py runs the same locustfile on the cluster",
     "nox -s load -- --users 50 --run-time 60 --max-skew 1.3 --max-p95-ms 200": "as nox -s load",
     "nox -s load -- --in-cluster --workers 4": "needs a cluster",
+    # The tutorial's steps by hand: the stage makes the cluster, image and load the first
+    # three say; e2e/test_tutorial.py runs the rest as written.
+    "kind create cluster --config kind-config.yaml": "the kind provider, with --name iris-e2e",
+    "docker build -t iris-classifier:poc .": "the kind provider (verify.toml's [image])",
+    "kind load docker-image iris-classifier:poc": "the kind provider, into iris-e2e",
+    "kubectl apply -f manifests/": TUTORIAL,
+    "kubectl rollout status deployment/iris-classifier": TUTORIAL,
+    "kubectl port-forward service/iris-classifier 8080:8080 &": TUTORIAL,
+    "curl http://127.0.0.1:8080/healthcheck": TUTORIAL,
+    "curl -X POST http://127.0.0.1:8080/iris/classify_iris -H 'Content-Type: application/json' "
+    '-d \'{"sepal_length": 2, "sepal_width": 4, "petal_length": 2, "petal_width": 4}\'': (TUTORIAL),
+    'export PATH="$(python3 -m ci.offline_kind env path):$PATH"': TUTORIAL,
+    'kind create cluster --config kind-config.yaml --image "$(python3 -m ci.offline_kind env '
+    'node_image)"': "the kind provider on the offline path, with --name iris-e2e",
+    'docker build --build-arg BASE_IMAGE="$(python3 -m ci.offline_kind env base_image)" -t '
+    "iris-classifier:poc .": "the kind provider on the offline path (nox -s image)",
+    "kubectl apply -f manifests/kubernetes-1.20/": TUTORIAL,
 }
 SERVER_TIMEOUT = 120  # the service trains its model at start-up here; Locust imports scipy
 STOP_GRACE = 10
@@ -144,10 +171,13 @@ def answers(url: str, process: subprocess.Popen) -> Observation:
 
 
 @pytest.mark.readme
-def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(fresh, tmp_path):
+@pytest.mark.parametrize("command", [RUN_LOCALLY, RUN_APP_ALONE], ids=["server", "uvicorn"])
+def test_run_it_locally_serves_the_tutorial_sample_and_logs_each_request_once(
+    fresh, tmp_path, command
+):
     installed = shell(INSTALL_SERVE, fresh)
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
-    server = Started(RUN_LOCALLY, fresh, tmp_path / "server.log")
+    server = Started(command, fresh, tmp_path / "server.log")
     try:
         wait_until(
             lambda: answers("http://127.0.0.1:8000/healthcheck", server.process),

@@ -11,9 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from kubeverify import TOOLCHAIN_CHOICE_VARIABLE as CHOICE_VARIABLE
-from kubeverify import registry_reachable
-
 from . import ENV_FILE_NAME, apt, cache_dir, fsutil
 from .apt import AptPhase
 from .base_image import BaseImagePhase
@@ -23,6 +20,7 @@ from .kubernetes import VERSION, KubernetesPhase
 from .node_image import NodeImagePhase
 from .phases import Context, format_table, phase_status, run_phase
 from .proc import PREFIX, PhaseError
+from .registry import CHOICE_VARIABLE, registry_reachable
 
 PHASES = [
     AptPhase(),
@@ -52,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Provision a registry-free 3-node kind toolchain from Debian packages.",
     )
     parser.add_argument("command", nargs="?", default="ensure", choices=["ensure", "env", "status"])
+    parser.add_argument(
+        "field",
+        nargs="?",
+        default=None,
+        help="env: print one field of env.json (node_image, base_image, kind, kubectl), or "
+        "`path`: the directories of its kind and kubectl, for PATH",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -138,7 +143,8 @@ def status(ctx: Context) -> int:
     return 0
 
 
-def show_env(ctx: Context) -> int:
+def show_env(ctx: Context, field: str | None = None) -> int:
+    """env.json whole, one field of it, or (`path`) the directories of its kind and kubectl."""
     env_path = ctx.cache / ENV_FILE_NAME
     if not env_path.is_file():
         print(
@@ -146,7 +152,16 @@ def show_env(ctx: Context) -> int:
             file=sys.stderr,
         )
         return 1
-    sys.stdout.write(env_path.read_text())
+    env = json.loads(env_path.read_text())
+    if field is None:
+        sys.stdout.write(env_path.read_text())
+    elif field == "path":
+        print(":".join(dict.fromkeys(str(Path(env[tool]).parent) for tool in ("kind", "kubectl"))))
+    elif field in env:
+        print(env[field])
+    else:
+        print(f"{PREFIX} env.json has no field {field!r}: {', '.join(env)}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(args.cache_dir, force)
     apt.use_cache_dir(args.cache_dir / "apt-cache")
     if args.command == "env":
-        return show_env(ctx)
+        return show_env(ctx, args.field)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         with Lock(args.cache_dir / ".lock"):

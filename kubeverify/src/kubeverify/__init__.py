@@ -33,9 +33,6 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "KindProvider": ("kubeverify.providers.kind", None),
     "ExistingClusterProvider": ("kubeverify.providers.existing", None),
     "PreflightError": ("kubeverify.preflight", None),
-    # What an offline toolchain (images and binaries kind cannot download) must honour
-    "TOOLCHAIN_CHOICE_VARIABLE": ("kubeverify.providers.kind.toolchain", "CHOICE_VARIABLE"),
-    "registry_reachable": ("kubeverify.providers.kind.toolchain", None),
     "KubeTarget": ("kubeverify.kube", None),
     "Deployment": ("kubeverify.deployment", None),
     "render_manifests": ("kubeverify.deployment", "render"),

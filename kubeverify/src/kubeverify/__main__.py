@@ -4,6 +4,7 @@ kubeverify.checks. `python -m kubeverify --version`: the version installed."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     # `python -m` imported this package before pytest could mark it for assertion rewriting;
     # its modules that hold assertions load later and are rewritten, so the warning says nothing.
     quiet = ["-W", "ignore:Module already imported so cannot be rewritten"]
-    return int(pytest.main([*quiet, "--target", target, str(CHECKS), *rest]))
+    # The checks are kubeverify's, not the project's around the target file: no ini file found
+    # there applies (its addopts, pythonpath, required plugins), and nothing is cached into the
+    # installed package.
+    alone = ["-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider"]
+    return int(pytest.main([*quiet, *alone, "--target", target, str(CHECKS), *rest]))
 
 
 if __name__ == "__main__":
