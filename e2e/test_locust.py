@@ -134,7 +134,8 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
         LOCUSTFILE, endpoint.base_url, users=DRAIN_USERS, seconds=DRAIN_MAX_SECONDS,
         csv_prefix=prefix,
         extra=["--connection-mode", "keep-alive", "--think-time", "0.05",
-               "--max-error-ratio", "0", "--max-skew", "0", "--balance-alpha", "0"],
+               "--max-error-ratio", "0", "--pod-names", ",".join(settled_pods),
+               "--pods-replaced"],
     )  # fmt: skip
     with started(command, reports / "e2e-locust-drain.log"):
         before = wait_until(
@@ -156,8 +157,14 @@ def test_a_rollout_restart_under_keep_alive_users_fails_no_request(
             what="traffic after",
             timeout=60,
         )
-    for written in (Path(f"{prefix}_stats.csv"), Path(f"{prefix}_pods.csv")):
+    for suffix in ("_stats.csv", "_pods.csv", "_verdict.json"):
+        written = Path(f"{prefix}{suffix}")
         assert _written_since(written, launched), f"Locust did not write {written} in this run"
+    # Locust's own verdict on the run, judged as one through a rollout.
+    judged = _locust_verdicts(reports, "drain")
+    for each in judged:
+        record(replace(each, check=f"Locust through a rollout restart: {each.check}"))
+    assert [v.check for v in judged if not v.passed] == [], "\n".join(v.line() for v in judged)
     row = aggregated(prefix)
     requests, failures = int(row["Request Count"]), int(row["Failure Count"])
     with Path(f"{prefix}_pods.csv").open(newline="") as handle:

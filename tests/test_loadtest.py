@@ -428,3 +428,30 @@ def test_locusts_chi_square_has_the_stated_power_and_false_alarm_rate(pods, seed
 
     assert failed(worst_shares(pods), 2000) >= 0.985  # 0.99, less the noise of 2,000 runs
     assert failed([1 / pods] * pods, 4000) <= 0.004  # 0.001 expected: 4 of 4,000
+
+
+def test_a_run_through_a_rollout_is_judged_as_one():
+    """The pods named (before the change) answered, and as many others (their replacements);
+    nothing failed, stated as the bound 0 failures give; balance is not judged."""
+    before = ("old-a", "old-b", "old-c")
+    thresholds = Thresholds(pod_names=before, max_error_ratio=0, pods_replaced=True)
+    counts = {"old-a": 900, "old-b": 850, "old-c": 910, "new-a": 400, "new-b": 420, "new-c": 390}
+    judged = evaluate(figures(counts), thresholds)
+    assert judged.passed, judged.text()
+    assert [v.check for v in judged.verdicts] == ["error ratio", "p95 latency", "pods replaced"]
+    assert check(judged, "pods replaced").summary == (
+        "3 of the 3 pods before the change answered, and 3 others after it"
+    )
+    errors = check(judged, "error ratio")
+    assert errors.summary.startswith("0 of 3870 requests during it failed: the failure rate is")
+    assert errors.rates.power == 0.95
+    assert judged.notes == ("balance not judged: the pods were replaced during the run",)
+    # The old ones alone, or a replacement short: the run fails, saying which.
+    stuck = evaluate(figures({"old-a": 900, "old-b": 850, "old-c": 910}), thresholds)
+    assert not check(stuck, "pods replaced").passed
+    assert "fewer than the 3 that replace them" in check(stuck, "pods replaced").summary
+    lost = evaluate(figures({"old-a": 900, "old-b": 850, "new-a": 1, "new-b": 1, "new-c": 1}),
+                    thresholds)  # fmt: skip
+    assert "no response from old-c" in check(lost, "pods replaced").summary
+    with pytest.raises(ValueError, match="name the pods before the change"):
+        Thresholds(pods_replaced=True)

@@ -22,6 +22,10 @@ from .phases import Context, format_table, phase_status, run_phase
 from .proc import PREFIX, PhaseError
 from .registry import CHOICE_VARIABLE, registry_reachable
 
+# Cold builds measured on machines of this project's kind (2 cores, nothing cached), from the
+# quickest to the slowest seen: the whole toolchain, and Kubernetes alone.
+COLD_MINUTES = "6 to 19"
+
 PHASES = [
     AptPhase(),
     EnginePhase(),
@@ -113,8 +117,8 @@ def ensure(ctx: Context) -> int:
         )
         return 0
     print(
-        f"{PREFIX} no registry answers: building what is missing or stale (cold, about 7 min "
-        "on 2 cores, 4 of them compiling Kubernetes; warm, seconds)",
+        f"{PREFIX} no registry answers: building what is missing or stale; cold, this takes "
+        f"{COLD_MINUTES} min on 2 cores (most of it compiling Kubernetes), warm, seconds",
         flush=True,
     )
     if os.geteuid() != 0:

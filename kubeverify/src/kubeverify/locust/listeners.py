@@ -75,6 +75,13 @@ def _add_options(parser) -> None:
         "--expected-pods, and names the missing ones",
     )
     group.add_argument(
+        "--pods-replaced",
+        action="store_true",
+        help="the run spans a change that replaces the pods (a rollout): the pods of "
+        "--pod-names (those before it) must answer, and as many others (their replacements); "
+        "balance is not judged",
+    )
+    group.add_argument(
         "--max-skew",
         type=float,
         default=SKEW,
@@ -91,7 +98,8 @@ def _add_options(parser) -> None:
         "--max-error-ratio",
         type=float,
         default=0.01,
-        help="largest allowed share of failed requests (default 0.01)",
+        help="largest allowed share of failed requests (default 0.01; 0: none may fail, "
+        "stated as the bound 0 failures of n give)",
     )
     group.add_argument(
         "--max-p95-ms",
@@ -110,6 +118,7 @@ def thresholds_from(options) -> Thresholds:
         alpha=options.balance_alpha,
         max_error_ratio=options.max_error_ratio,
         max_p95_ms=options.max_p95_ms,
+        pods_replaced=options.pods_replaced,
     )
 
 

@@ -19,7 +19,7 @@ from kubeverify.balance import (
     judge_balance,
     required_requests,
 )
-from kubeverify.verdict import ErrorRates, Verdict
+from kubeverify.verdict import ErrorRates, Verdict, no_failures
 
 # Kubernetes balances connections, not requests: kube-proxy picks a pod when a connection
 # opens. A new connection per request makes every request a fresh draw, so the per-pod counts
@@ -42,10 +42,15 @@ class Thresholds:
     alpha: float = ALPHA
     max_error_ratio: float = 0.01
     max_p95_ms: float = 500.0
+    # The run spans a change that replaces the pods (a rollout): the pods named answer, and as
+    # many others, their replacements; the split over pods that come and go is not judged.
+    pods_replaced: bool = False
 
     def __post_init__(self) -> None:
         if self.expected_pods < 1 and not self.pod_names:
             raise ValueError(f"expected pods must be at least 1, not {self.expected_pods}")
+        if self.pods_replaced and not self.pod_names:
+            raise ValueError("pods replaced: name the pods before the change (--pod-names)")
         if self.max_skew and self.max_skew < 1:
             raise ValueError(f"max skew is a max/min ratio >= 1 (or 0: off), not {self.max_skew}")
         if not 0 <= self.alpha < 1:
@@ -123,6 +128,9 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Judgement:
     if thresholds.max_p95_ms:
         checks.append(_p95(figures, thresholds))
     notes: list[str] = []
+    if thresholds.pods_replaced:
+        notes.append("balance not judged: the pods were replaced during the run")
+        return Judgement((*checks, _replaced(figures, thresholds)), tuple(notes))
     pods = _pods(figures, thresholds)
     if figures.transport is Transport.KEEP_ALIVE:
         pods = _pods_by_connections(pods, figures, thresholds, notes)
@@ -150,6 +158,12 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Judgement:
 def _errors(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     if figures.requests == 0:
         return Verdict("error ratio", False, "no request completed")
+    if thresholds.max_error_ratio == 0:
+        # None may fail: the bound 0 failures of n give, as every change under traffic states.
+        return replace(
+            no_failures("the run", figures.requests, figures.failures, minimum=1),
+            check="error ratio",
+        )
     ratio = figures.failures / figures.requests
     return Verdict(
         "error ratio",
@@ -188,6 +202,25 @@ def _pods(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     if len(seen) > expected:
         return Verdict("pods", False, f"{detail}: {len(seen) - expected} more than expected")
     return Verdict("pods", True, detail)
+
+
+def _replaced(figures: RunFigures, thresholds: Thresholds) -> Verdict:
+    """Through a change that replaces the pods: every pod named (those before it) answered, and
+    at least as many others (those after it)."""
+    before = set(thresholds.pod_names)
+    seen = set(figures.pods)
+    missing, after = sorted(before - seen), sorted(seen - before)
+    passed = not missing and len(after) >= len(before)
+    summary = (
+        f"{len(before) - len(missing)} of the {len(before)} pods before the change answered, "
+        f"and {len(after)} others after it"
+    )
+    if missing:
+        summary += f"; no response from {', '.join(missing)}"
+    elif len(after) < len(before):
+        summary += f": fewer than the {len(before)} that replace them"
+    return Verdict("pods replaced", passed, summary, figures={"before": sorted(before),
+                                                               "after": after})  # fmt: skip
 
 
 def chance_a_pod_gets_none(connections: int, pods: int) -> float:
