@@ -51,7 +51,7 @@ class Replay:
         self.prefix = ""  # a line every command runs after (the offline path's PATH)
         self.env = {
             **os.environ,
-            "KUBECONFIG": str(kube.kubeconfig),
+            "KUBECONFIG": str(Path(kube.kubeconfig).resolve()),
             "PATH": f"{Path(kube.kubectl_path).parent}{os.pathsep}{os.environ['PATH']}",
         }
         self.transcript: list[str] = []

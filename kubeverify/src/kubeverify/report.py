@@ -53,21 +53,30 @@ class RunReport:
         return written
 
 
+COLUMNS = 3  # split panels side by side
+WRAP = 52  # characters a panel's title line holds
+
+
 def chart(verdicts: list[Verdict], path: Path) -> Path:
-    """One panel per verdict that judged a split: each group's share, coloured by node, against
-    the share it was expected to get and the band that share stays in when the expectation
-    holds; and a last panel listing every verdict with the error rates it claims."""
+    """A panel per verdict that judged a split: each group's share, coloured by node, against
+    the share it was expected to get (dashed) and the band that share stays in when the
+    expectation holds (grey); below them, every verdict listed with the error rates it claims."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.patches import Rectangle
 
     splits = [verdict for verdict in verdicts if verdict.shares is not None]
-    count = len(splits) + 1
-    figure, axes = plt.subplots(1, count, figsize=(5 * count, 4.6), squeeze=False)
+    listing = _listing(verdicts)
+    rows = -(-len(splits) // COLUMNS)
+    text_height = 0.16 * (listing.count("\n") + 1)
+    figure = plt.figure(figsize=(5.2 * COLUMNS, 4.4 * rows + text_height), layout="constrained")
+    grid = figure.add_gridspec(rows + 1, COLUMNS, height_ratios=[4.4] * rows + [text_height])
     palette = plt.get_cmap("tab10")
     nodes = sorted({node for v in splits for node in v.shares.colour_by.values()})
-    for axis, verdict in zip(axes[0], splits, strict=False):
+    for place, verdict in enumerate(splits):
+        axis = figure.add_subplot(grid[place // COLUMNS, place % COLUMNS])
         shares = verdict.shares
         groups = sorted(shares.expected, key=lambda group: (shares.colour_by.get(group, ""), group))
         colours = [
@@ -76,37 +85,39 @@ def chart(verdicts: list[Verdict], path: Path) -> Path:
             else "grey"
             for group in groups
         ]
-        places = range(len(groups))
-        axis.bar(places, [shares.share(group) for group in groups], color=colours)
-        for place, group in zip(places, groups, strict=True):
+        at = range(len(groups))
+        axis.bar(at, [shares.share(group) for group in groups], color=colours, zorder=2)
+        for x, group in zip(at, groups, strict=True):
             low, high = shares.band[group]
-            axis.add_patch(
-                matplotlib.patches.Rectangle(
-                    (place - 0.45, low), 0.9, high - low, color="black", alpha=0.12, lw=0
-                )
-            )
-            axis.hlines(shares.expected[group], place - 0.45, place + 0.45, colors="black",
-                        linestyles="--", linewidth=1)  # fmt: skip
+            axis.add_patch(Rectangle((x - 0.45, low), 0.9, high - low, color="black",
+                                     alpha=0.12, lw=0, zorder=3))  # fmt: skip
+            axis.hlines(shares.expected[group], x - 0.45, x + 0.45, colors="black",
+                        linestyles="--", linewidth=1, zorder=4)  # fmt: skip
         axis.set_xticks(
-            places,
+            at,
             [f"{group.rsplit('-', 1)[-1]}\n{shares.colour_by.get(group, '')}" for group in groups],
             fontsize=7,
             # Node names side by side run into each other past three groups.
             rotation=30 if len(groups) > 3 else 0,
             ha="right" if len(groups) > 3 else "center",
         )
-        axis.set_ylabel("share (dashed: expected; grey: its band)")
+        axis.set_ylabel("share of draws", fontsize=8)
+        title = f"{verdict.check}. {verdict.outcome}: {shares.total} draws"
+        if verdict.rates and verdict.rates.text():
+            title += f"; {verdict.rates.text()}"
         axis.set_title(
-            "\n".join(textwrap.wrap(verdict.check, 48)) + f"\n{verdict.outcome.split(',')[0]}: "
-            f"{shares.total} draws" + (f"; {verdict.rates.text()}" if verdict.rates else ""),
-            fontsize=8,
-            color="black" if verdict.passed else "tab:red",
-            wrap=True,
+            "\n".join(textwrap.wrap(title, WRAP)),
+            fontsize=7.5,
+            color="black" if verdict.as_it_must else "tab:red",
         )
-    panel = axes[0][-1]
+    panel = figure.add_subplot(grid[rows, :])
     panel.axis("off")
-    panel.text(0, 1, _listing(verdicts), va="top", fontsize=7, family="monospace")
-    figure.tight_layout()
+    panel.text(0, 1, listing, va="top", fontsize=7, family="monospace")
+    figure.suptitle(
+        "Each split against its expected share (dashed) and the band it stays in when that "
+        "holds (grey); every verdict with the error rates it claims",
+        fontsize=9,
+    )
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
@@ -115,10 +126,13 @@ def chart(verdicts: list[Verdict], path: Path) -> Path:
 def _listing(verdicts: list[Verdict]) -> str:
     lines = []
     for verdict in verdicts:
-        lines += textwrap.wrap(f"{verdict.outcome.split(',')[0]}  {verdict.check}", 60)
-        if verdict.rates and verdict.rates.text():
-            lines += textwrap.wrap(verdict.rates.text(), 58, initial_indent="  ",
-                                   subsequent_indent="  ")  # fmt: skip
+        claim = f" [{verdict.rates.text()}]" if verdict.rates and verdict.rates.text() else ""
+        control = " (a negative control: it must fail)" if verdict.control else ""
+        lines += textwrap.wrap(
+            f"{verdict.outcome.split(',')[0]:<7} {verdict.check}{control}{claim}",
+            150,
+            subsequent_indent=" " * 8,
+        )
     return "\n".join(lines)
 
 
