@@ -61,7 +61,9 @@ class Replay:
             ["bash", "-c", f"{self.prefix}{command}"], cwd=self.workdir, env=self.env,
             capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
         )  # fmt: skip
-        self.transcript.append(f"$ {command}\n{done.stdout}{done.stderr}(exit {done.returncode})")
+        # stderr where the command failed: on success it holds curl's progress meter alone.
+        said = done.stdout + (done.stderr if done.returncode else "")
+        self.transcript.append(f"$ {command}\n{said.rstrip()}\n(exit {done.returncode})")
         return done
 
     def background(self, command: str) -> subprocess.Popen:
@@ -78,7 +80,10 @@ class Replay:
 def replay(stage, kube, tmp_path, pytestconfig):
     if stage.provider.name != KindProvider.name:
         pytest.skip("the tutorial's steps are for the kind cluster kind-config.yaml makes")
+    # A copy of the manifests (the scale step edits one) beside the repository's ci/ (the
+    # offline path's lines ask it for the toolchain's paths), as in a checkout's root.
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests", symlinks=True)
+    (tmp_path / "ci").symlink_to(ROOT / "ci")
     replay = Replay(kube, tmp_path)
     yield replay
     reports = Path(pytestconfig.getoption("reports_dir"))
@@ -124,6 +129,7 @@ def test_the_tutorials_steps_work_as_the_readme_prints_them(
         manifest = replay.workdir / "manifests" / "deployment.yaml"
         assert manifest.read_text().count("replicas: 3") == 1
         manifest.write_text(manifest.read_text().replace("replicas: 3", "replicas: 2"))
+        replay.transcript.append("(manifests/deployment.yaml: replicas: 3 -> replicas: 2)")
         rescaled = replay.run(apply)
         assert rescaled.returncode == 0, rescaled.stderr
         two = deployment.wait_settled(2)
