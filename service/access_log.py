@@ -22,9 +22,9 @@ ACCESS_LOGGER = "service.access"
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Send the service's loggers to stdout, once, whoever runs the app (the server, tests);
-    and silence uvicorn's access log however uvicorn was started."""
-    logging.getLogger("uvicorn.access").disabled = True
+    """Send the service's loggers to stdout, once, whoever runs the app (the server, tests).
+    uvicorn's access log is left to whoever starts uvicorn: the service's server turns it off
+    and writes its own lines; a plain `uvicorn service.app:app` keeps uvicorn's."""
     logger = logging.getLogger("service")
     if logger.handlers:
         return
