@@ -36,7 +36,9 @@ RUN pip install --require-hashes --no-deps --only-binary :all: -r requirements/t
 COPY service/ ./service/
 # Bytecode is compiled here because the runtime filesystem is read-only; unchecked-hash keeps it
 # valid whatever mtimes the copy gives the sources.
+# Both model versions: the tutorial's (MODEL_PATH's default) and the second one a canary serves.
 RUN python -m service.train /opt/iris/model.json \
+ && python -m service.train --version 2 /opt/iris/model-v2.json \
  && python -m compileall -q --invalidation-mode unchecked-hash service
 
 # --- venv: the deps venv without pip and setuptools, which the running service never needs -------
@@ -50,7 +52,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MODEL_PATH=/opt/iris/model.json
 COPY --from=venv /opt/venv /opt/venv
-COPY --from=train /opt/iris/model.json /opt/iris/model.json
+COPY --from=train /opt/iris/ /opt/iris/
 COPY --from=train /build/service /app/service
 WORKDIR /app
 # Numeric, so that runAsNonRoot can verify it without an /etc/passwd entry.

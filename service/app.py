@@ -39,6 +39,8 @@ from service.schemas import (
 from service.settings import Settings
 
 HEALTHY = "Iris classifier is ready!"
+# Names the model version that answered a classification (a canary's answers say its own).
+MODEL_VERSION_HEADER = "X-Model-Version"
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model = loaded_model(request)
         features = await parse_json_body(request, IrisFeatures)
         name, probabilities = model.classify(features.values())
-        return JSONResponse({"class": name, "probability": round(max(probabilities), 2)})
+        return JSONResponse(
+            {"class": name, "probability": round(max(probabilities), 2)},
+            headers={MODEL_VERSION_HEADER: model.version},
+        )
 
     batch_request = batch_request_model(settings.max_batch_size)
 
@@ -157,7 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name, probabilities = model.classify(sample.values())
             by_class = dict(zip(model.classes, probabilities, strict=True))
             predictions.append({"class": name, "probabilities": by_class})
-        return JSONResponse({"predictions": predictions})
+        return JSONResponse(
+            {"predictions": predictions}, headers={MODEL_VERSION_HEADER: model.version}
+        )
 
     app.include_router(iris)
     return app

@@ -32,6 +32,9 @@ class IrisModel:
     classes: tuple[str, ...]
     weights: tuple[tuple[float, ...], ...]  # one row per class, columns in FEATURES order
     intercepts: tuple[float, ...]
+    # Which training recipe made it (service/train.py's VERSIONS); answers name it in a header,
+    # so that a canary serving another version is told apart by its answers.
+    version: str = "1"
 
     def __post_init__(self) -> None:
         n = len(self.classes)
@@ -43,18 +46,24 @@ class IrisModel:
 
     @classmethod
     def from_arrays(
-        cls, coef: Iterable[Iterable[Any]], intercept: Iterable[Any], classes: Iterable[Any]
+        cls,
+        coef: Iterable[Iterable[Any]],
+        intercept: Iterable[Any],
+        classes: Iterable[Any],
+        version: str = "1",
     ) -> IrisModel:
         """From scikit-learn's `coef_`, `intercept_` and class names (arrays or lists)."""
         return cls(
             classes=tuple(str(c) for c in classes),
             weights=tuple(tuple(float(w) for w in row) for row in coef),
             intercepts=tuple(float(b) for b in intercept),
+            version=version,
         )
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {
+            "version": self.version,
             "features": FEATURES,
             "classes": self.classes,
             "weights": self.weights,
@@ -78,7 +87,10 @@ class IrisModel:
                 raise ValueError("classes must be a list of names")
             if len(set(classes)) != len(classes):
                 raise ValueError(f"class names repeat: {classes}")
-            model = cls.from_arrays(weights, intercepts, classes)
+            version = document.get("version", "1")  # artifacts from before versions: the first
+            if not isinstance(version, str) or not version:
+                raise ValueError(f"version must be a name, not {version!r}")
+            model = cls.from_arrays(weights, intercepts, classes, version)
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
             # json's own errors are ValueErrors; a missing key, a wrong type, a number too large
             # for a float or absurd nesting get the same kind of message, naming the file.
@@ -116,7 +128,12 @@ def load_or_train(path: Path) -> IrisModel:
     """The baked artifact when there is one; otherwise train now (needs scikit-learn)."""
     if path.exists():
         model = IrisModel.load(path)
-        log.info("loaded model from %s (classes %s)", path, ", ".join(model.classes))
+        log.info(
+            "loaded model version %s from %s (classes %s)",
+            model.version,
+            path,
+            ", ".join(model.classes),
+        )
         return model
     log.warning("no model artifact at %s: training one at start-up", path)
     try:

@@ -29,10 +29,11 @@ PUBLIC = {
     "KubeTarget", "Deployment",
     "render_manifests",
     # the suites
-    "Replicas", "Scaling", "Balance", "Resilience", "Affinity",
+    "Replicas", "Scaling", "Balance", "Resilience", "Affinity", "Splits",
     # verdicts
     "Verdict", "ErrorRates", "Shares", "no_failures", "verdict_from_json", "balance_verdict",
-    "fresh_connection_draws", "keep_alive_draws", "sequential_design", "simulate_sequential",
+    "fresh_connection_draws", "keep_alive_draws", "split_verdict", "judge_split", "objects_of",
+    "sequential_design", "simulate_sequential",
     "worst_shares",
     # traffic, waiting, timing, processes, diagnostics
     "Endpoint", "BackgroundTraffic", "fresh_connection_requests", "wait_until_every_pod_answers",

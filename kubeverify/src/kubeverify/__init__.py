@@ -42,6 +42,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "Balance": ("kubeverify.suites", None),
     "Resilience": ("kubeverify.suites", None),
     "Affinity": ("kubeverify.suites", None),
+    "Splits": ("kubeverify.suites", None),
     # Verdicts
     "Verdict": ("kubeverify.verdict", None),
     "ErrorRates": ("kubeverify.verdict", None),
@@ -51,6 +52,9 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "balance_verdict": ("kubeverify.sampling", None),
     "fresh_connection_draws": ("kubeverify.sampling", None),
     "keep_alive_draws": ("kubeverify.sampling", None),
+    "split_verdict": ("kubeverify.sampling", None),
+    "judge_split": ("kubeverify.suites.splits", "judge"),
+    "objects_of": ("kubeverify.deployment", None),
     "sequential_design": ("kubeverify.sequential", "design"),
     "simulate_sequential": ("kubeverify.sequential", "simulate"),
     "worst_shares": ("kubeverify.balance", None),

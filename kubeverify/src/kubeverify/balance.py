@@ -91,19 +91,29 @@ def _check_split(pods: int, skew: float) -> None:
         raise ValueError(f"skew is a largest/smallest share ratio above 1, not {skew}")
 
 
-def effect_size(shares: Sequence[float]) -> float:
-    """Cohen's w of a split against the uniform one."""
-    uniform = 1 / len(shares)
-    return math.sqrt(sum((share - uniform) ** 2 / uniform for share in shares))
+def effect_size(shares: Sequence[float], expected: Sequence[float] | None = None) -> float:
+    """Cohen's w of a split against the expected one (uniform unless given)."""
+    expected = expected or [1 / len(shares)] * len(shares)
+    return math.sqrt(sum((s - e) ** 2 / e for s, e in zip(shares, expected, strict=True)))
 
 
 def approximate_power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> float:
     """Power against the worst split from the noncentral chi-square distribution: quick, and a
     little optimistic at these sizes (simulating the test itself is what counts)."""
-    df = pods - 1
+    return _approximate(requests, uniform(pods), worst_shares(pods, skew), alpha)
+
+
+def _approximate(
+    requests: int, expected: Sequence[float], shares: Sequence[float], alpha: float
+) -> float:
+    df = len(expected) - 1
     critical = stats.chi2.ppf(1 - alpha, df)
-    noncentrality = requests * effect_size(worst_shares(pods, skew)) ** 2
+    noncentrality = requests * effect_size(shares, expected) ** 2
     return float(stats.ncx2.sf(critical, df, noncentrality))
+
+
+def uniform(groups: int) -> tuple[float, ...]:
+    return (1 / groups,) * groups
 
 
 def rejection_rate(
@@ -112,19 +122,27 @@ def rejection_rate(
     alpha: float = ALPHA,
     draws: int = SIMULATION_DRAWS,
     seed: int = 0,
+    expected: Sequence[float] | None = None,
 ) -> float:
-    """How often the chi-square test over `requests` rejects uniformity when the pods' true
-    shares are `shares`, by simulating the test itself (fixed seed: repeatable). Power against
-    a skewed split; the false-alarm rate against an even one."""
+    """How often the chi-square test over `requests` rejects the expected split (uniform unless
+    given) when the true shares are `shares`, by simulating the test itself (fixed seed:
+    repeatable). Power against a split that differs; the false-alarm rate against the expected
+    one."""
     counts = np.random.default_rng(seed).multinomial(requests, shares, size=draws)
-    return float(np.mean(chi_square(counts) > stats.chi2.ppf(1 - alpha, len(shares) - 1)))
+    critical = stats.chi2.ppf(1 - alpha, len(shares) - 1)
+    return float(np.mean(chi_square(counts, expected) > critical))
 
 
-def chi_square(counts) -> np.ndarray:
-    """Pearson's statistic of per-pod counts against a uniform split, row by row."""
+def chi_square(counts, expected: Sequence[float] | None = None) -> np.ndarray:
+    """Pearson's statistic of counts against the expected shares (uniform unless given), row
+    by row."""
     counts = np.atleast_2d(counts)
-    expected = counts.sum(axis=1, keepdims=True) / counts.shape[1]
-    return ((counts - expected) ** 2 / expected).sum(axis=1)
+    totals = counts.sum(axis=1, keepdims=True)
+    if expected is None:
+        expected_counts = totals / counts.shape[1]
+    else:
+        expected_counts = totals * np.asarray(expected, dtype=float)
+    return ((counts - expected_counts) ** 2 / expected_counts).sum(axis=1)
 
 
 def power(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> float:
@@ -139,19 +157,45 @@ def required_requests(
 ) -> int:
     """The fewest requests whose chi-square test detects any split with a largest/smallest
     share ratio of `skew` or more with `target_power`."""
+    return fewest_draws(uniform(pods), (tuple(worst_shares(pods, skew)),), alpha, target_power)
+
+
+@functools.cache
+def fewest_draws(
+    expected: tuple[float, ...],
+    worsts: tuple[tuple[float, ...], ...],
+    alpha: float = ALPHA,
+    target_power: float = POWER,
+) -> int:
+    """The fewest draws whose chi-square test against `expected` rejects each split of
+    `worsts` (the hardest ones its claim covers) with `target_power`, by simulating the test."""
     if not 0 < target_power < 1:
         raise ValueError(f"target power must lie in (0, 1), not {target_power}")
+
+    def enough(n: int) -> bool:
+        return all(
+            rejection_rate(n, worst, alpha, expected=None if is_even(expected) else expected)
+            >= target_power
+            for worst in worsts
+        )
+
     # The approximation is optimistic, so its answer is a lower bound to search up from.
-    low = high = _fewest(lambda n: approximate_power(n, pods, skew, alpha) >= target_power)
-    while power(high, pods, skew, alpha) < target_power:
+    low = high = _fewest(
+        lambda n: all(_approximate(n, expected, w, alpha) >= target_power for w in worsts)
+    )
+    while not enough(high):
         low, high = high, high * 2
     while low < high:
         middle = (low + high) // 2
-        if power(middle, pods, skew, alpha) >= target_power:
+        if enough(middle):
             high = middle
         else:
             low = middle + 1
     return low
+
+
+def is_even(expected: Sequence[float]) -> bool:
+    return all(math.isclose(share, expected[0]) for share in expected)
 
 
 def detectable(requests: int, pods: int, skew: float = SKEW, alpha: float = ALPHA) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import yaml
 
@@ -21,15 +23,7 @@ def render(target: Target, image: str, replicas: int | None = None, kubectl=None
     A kustomization is rendered by `kubectl kustomize` (kubectl: a KubeTarget); a directory by
     reading its YAML files in name order.
     """
-    if target.kustomize:
-        if kubectl is None:
-            raise ValueError(f"{target.manifests} is a kustomization: rendering it needs kubectl")
-        text = kubectl.kubectl("kustomize", str(target.manifests))
-        documents = [doc for doc in yaml.safe_load_all(text) if doc]
-    else:
-        documents = []
-        for path in sorted(target.manifests.glob("*.y*ml")):
-            documents += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    documents = read_manifests(target.manifests, kubectl)
     rendered, found = [], False
     for document in documents:
         document = copy.deepcopy(document)
@@ -42,6 +36,63 @@ def render(target: Target, image: str, replicas: int | None = None, kubectl=None
     if not found:
         raise ValueError(f"no Deployment named {target.name} in {target.manifests}")
     return rendered
+
+
+def read_manifests(directory: Path, kubectl=None) -> list[dict]:
+    """The objects of a directory: a kustomization rendered by `kubectl kustomize` (kubectl: a
+    KubeTarget), else its YAML files read in name order."""
+    if (directory / "kustomization.yaml").is_file():
+        if kubectl is None:
+            raise ValueError(f"{directory} is a kustomization: rendering it needs kubectl")
+        text = kubectl.kubectl("kustomize", str(directory))
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+    documents = []
+    for path in sorted(directory.glob("*.y*ml")):
+        documents += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return documents
+
+
+@contextmanager
+def objects_of(
+    kube: KubeTarget, directory: Path | None, target: Target, image: str, timeout: float = 180
+) -> Iterator[list[dict]]:
+    """The objects of `directory` applied for the block (a canary beside the target, say), and
+    deleted after it, however it ends, with their pods. A container naming the target's image
+    by its tag gets the image in use (built, loaded or given)."""
+    if directory is None:
+        yield []
+        return
+    objects = []
+    for document in read_manifests(directory, kube):
+        document = copy.deepcopy(document)
+        if document.get("kind") == "Deployment":
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                if container.get("image") == target.image.tag:
+                    container["image"] = image
+        objects.append(document)
+    served, _ = as_served(objects, kube.api_versions)
+    text = yaml.safe_dump_all(served)
+    kube.kubectl("apply", "-f", "-", stdin=text)
+    try:
+        yield served
+    finally:
+        kube.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=true", stdin=text,
+                     timeout=timeout)  # fmt: skip
+        selectors = [
+            ",".join(f"{k}={v}" for k, v in doc["spec"]["selector"]["matchLabels"].items())
+            for doc in served
+            if doc.get("kind") == "Deployment"
+        ]
+        wait_until(
+            lambda: _gone(kube, selectors),
+            what=f"the pods of {directory.name} gone",
+            timeout=timeout,
+        )
+
+
+def _gone(kube: KubeTarget, selectors: list[str]) -> Observation:
+    left = [pod.name for selector in selectors for pod in kube.pods(selector)]
+    return Observation(not left, f"still there: {left}")
 
 
 def _container(deployment: dict, target: Target) -> dict:

@@ -9,9 +9,9 @@ all at once for the fixed-size one; both with the same error rates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from kubeverify import balance, sequential
+from kubeverify import balance, sequential, splits
 from kubeverify.traffic import (
     Endpoint,
     Outcome,
@@ -72,25 +72,7 @@ def balance_verdict(
     test. A failed request fails the verdict before any statistics."""
     design = sequential.design(len(pods))
     say(balance.detectable(design.fixed, len(pods)))
-    outcomes: list[Outcome] = []
-    decided = None
-    if how == "fixed":
-        outcomes = draws(endpoint, design.fixed)
-    else:
-        for look, size in enumerate(design.sizes):
-            outcomes += draws(endpoint, size - len(outcomes))
-            counts = balance.count_by(o.pod for o in outcomes)
-            statistic = balance.chi_square([counts.get(pod, 0) for pod in pods])
-            decided = design.decide(look, float(statistic[0]))
-            if decided or any(not o.ok for o in outcomes):
-                break
-        say(
-            f"sequential test: {decided} after {len(outcomes)} draws (look {look + 1} of "
-            f"{len(design.sizes)}; the fixed-size test sends {design.fixed}, with the same "
-            "alpha and power)"
-        )
-    failed = [o for o in outcomes if not o.ok]
-    assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+    outcomes, decided = _sample(endpoint, design, lambda o: o.pod, list(pods), how, draws, say)
     return balance.judge_balance(
         balance.count_by(o.pod for o in outcomes),
         pods,
@@ -102,6 +84,84 @@ def balance_verdict(
         control=control,
         figures={"sent": len(outcomes), "fixed_size": design.fixed},
     )
+
+
+def split_verdict(
+    endpoint: Endpoint,
+    groups: Mapping[str, Collection[str]],
+    weights: Mapping[str, float],
+    how: str = "sequential",
+    *,
+    label: str,
+    deviation: float = splits.DEVIATION,
+    say: Callable[[str], None] = print,
+    control: bool = False,
+) -> Verdict:
+    """Traffic judged against a declared split: each draw (a request on a fresh connection) in
+    the group of the pod that answered (`groups`: group -> its pods), the groups' counts
+    against the declared shares (`weights`, relative), by the group-sequential or the
+    fixed-size test as for balance."""
+    declared = splits.normalised(weights)
+    kept = [group for group, share in declared.items() if share > 0]
+    shares = tuple(declared[group] for group in kept)
+    fixed = splits.required_draws(shares, deviation)
+    design = sequential.design_for(shares, splits.hardest(shares, deviation), fixed)
+    say(splits.detectable(declared, deviation))
+    member = {pod: group for group, pods in groups.items() for pod in pods}
+
+    def group_of(outcome: Outcome) -> str:
+        return member.get(outcome.pod, f"<no group: {outcome.pod}>")
+
+    outcomes, decided = _sample(endpoint, design, group_of, kept, how, fresh_connection_draws,
+                                say)  # fmt: skip
+    counted = balance.count_by(group_of(o) for o in outcomes)
+    return splits.judge_split(
+        {group: counted.get(group, 0) for group in declared},
+        declared,
+        decided=decided,
+        label=label,
+        rates=splits.claimed_rates(declared, deviation),
+        unexpected={g: n for g, n in counted.items() if g not in declared},
+        control=control,
+        figures={"sent": len(outcomes), "fixed_size": fixed, "deviation": deviation},
+    )
+
+
+def _sample(
+    endpoint: Endpoint,
+    design: sequential.Design,
+    category: Callable[[Outcome], str],
+    tested: list[str],
+    how: str,
+    draws: Draws,
+    say: Callable[[str], None],
+) -> tuple[list[Outcome], str | None]:
+    """Draws until the test decides: all the fixed size at once (`how == "fixed"`), or in the
+    design's groups until its bounds decide. A failed request, or a draw in no tested
+    category, ends the sampling (the verdict fails on it); returns the draws and the
+    sequential decision."""
+    if how == "fixed":
+        outcomes = draws(endpoint, design.fixed)
+        failed = [o for o in outcomes if not o.ok]
+        assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+        return outcomes, None
+    outcomes: list[Outcome] = []
+    decided = None
+    for look, size in enumerate(design.sizes):
+        outcomes += draws(endpoint, size - len(outcomes))
+        counts = balance.count_by(category(o) for o in outcomes)
+        statistic = balance.chi_square([counts.get(c, 0) for c in tested], design.expected)
+        decided = design.decide(look, float(statistic[0]))
+        if decided or any(not o.ok for o in outcomes) or set(counts) - set(tested):
+            break
+    say(
+        f"sequential test: {decided} after {len(outcomes)} draws (look {look + 1} of "
+        f"{len(design.sizes)}; the fixed-size test sends {design.fixed}, with the same alpha "
+        "and power)"
+    )
+    failed = [o for o in outcomes if not o.ok]
+    assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+    return outcomes, decided
 
 
 def assert_a_connection_each(endpoint: Endpoint, outcomes: Sequence[Outcome]) -> None:

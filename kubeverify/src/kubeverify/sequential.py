@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubeverify.balance import ALPHA, POWER, SKEW, chi_square, required_requests, worst_shares
+from kubeverify.balance import (
+    ALPHA,
+    POWER,
+    SKEW,
+    chi_square,
+    is_even,
+    required_requests,
+    uniform,
+    worst_shares,
+)
 
 LOOKS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)  # of the largest size, where the test may stop
 DESIGN_DRAWS = 100_000
@@ -29,11 +38,12 @@ UNBALANCED = "unbalanced"
 
 @dataclass(frozen=True)
 class Design:
-    pods: int
+    pods: int  # groups the draws fall in (pods, or declared groups of pods)
     sizes: tuple[int, ...]  # requests sent by each look, in all
     futility: tuple[float, ...]  # balanced below these, at every look but the last
     critical: float  # unbalanced above this, at any look
     fixed: int  # what the fixed-size test sends, for comparison
+    expected: tuple[float, ...] | None = None  # the shares tested against; None: even
 
     def stops(self, look: int, statistics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where the test stops at `look` (0-based), for each of `statistics`: (judged
@@ -52,7 +62,7 @@ class Design:
         return UNBALANCED if unbalanced[0] else BALANCED if balanced[0] else None
 
 
-def _statistics(sizes: Sequence[int], shares, draws: int, seed: int) -> np.ndarray:
+def _statistics(sizes: Sequence[int], shares, draws: int, seed: int, expected=None) -> np.ndarray:
     """The statistic at every look (rows) of `draws` simulated runs (columns)."""
     rng = np.random.default_rng(seed)
     counts = np.zeros((draws, len(shares)))
@@ -60,7 +70,7 @@ def _statistics(sizes: Sequence[int], shares, draws: int, seed: int) -> np.ndarr
     for size in sizes:
         counts += rng.multinomial(size - sent, shares, size=draws)
         sent = size
-        rows.append(chi_square(counts))
+        rows.append(chi_square(counts, expected))
     return np.array(rows)
 
 
@@ -80,30 +90,47 @@ def _run(statistics: np.ndarray, design: Design) -> tuple[float, float]:
 
 
 def simulate(design: Design, shares, draws: int = 20_000, seed: int = 0) -> tuple[float, float]:
-    """How often `design` judges a Service with these true shares unbalanced, and how many
-    requests it sends on average."""
-    return _run(_statistics(design.sizes, shares, draws, seed), design)
+    """How often `design` judges a Service with these true shares unbalanced (off the expected
+    split), and how many requests it sends on average."""
+    return _run(_statistics(design.sizes, shares, draws, seed, design.expected), design)
 
 
 @functools.cache
 def design(pods: int, skew: float = SKEW, alpha: float = ALPHA, power: float = POWER) -> Design:
+    """The design that tests an even split over `pods` against every split whose
+    largest/smallest share is `skew` or more."""
     fixed = required_requests(pods, skew, alpha, power)
-    even, worst = [1 / pods] * pods, worst_shares(pods, skew)
+    return design_for(uniform(pods), tuple(worst_shares(pods, skew)), fixed, alpha, power)
+
+
+@functools.cache
+def design_for(
+    expected: tuple[float, ...],
+    worst: tuple[float, ...],
+    fixed: int,
+    alpha: float = ALPHA,
+    power: float = POWER,
+) -> Design:
+    """The design that tests the `expected` split against `worst`, the hardest split its claim
+    covers, with the error rates of the fixed-size test of `fixed` draws."""
+    pods = len(expected)
+    tested = None if is_even(expected) else expected
+    even = list(expected)
     per_look_miss = (1 - power) / len(LOOKS)
     for step in range(1, 41):  # the largest size, 5% of the fixed size at a time
         largest = round(fixed * (1 + 0.05 * step))
         sizes = tuple(round(largest * look) for look in LOOKS)
-        skewed = _statistics(sizes, worst, DESIGN_DRAWS, seed=1)
+        skewed = _statistics(sizes, worst, DESIGN_DRAWS, seed=1, expected=tested)
         futility = tuple(float(np.quantile(row, per_look_miss)) for row in skewed[:-1])
-        null = _statistics(sizes, even, DESIGN_DRAWS, seed=2)
+        null = _statistics(sizes, even, DESIGN_DRAWS, seed=2, expected=tested)
         low, high = 0.0, 200.0
         for _ in range(50):
             middle = (low + high) / 2
-            if _run(null, Design(pods, sizes, futility, middle, fixed))[0] > alpha:
+            if _run(null, Design(pods, sizes, futility, middle, fixed, tested))[0] > alpha:
                 low = middle
             else:
                 high = middle
-        candidate = Design(pods, sizes, futility, high, fixed)
+        candidate = Design(pods, sizes, futility, high, fixed, tested)
         if _run(skewed, candidate)[0] >= power:
             return candidate
     raise ValueError(f"no sequential design for {pods} pods within 3x the fixed size")

@@ -39,6 +39,11 @@ class Stage:
     def endpoint(self) -> Endpoint:
         return Endpoint.of(self.target, self.base_url)
 
+    def reach(self, url: str | None) -> Endpoint:
+        """The target's probe sent to `url` (a split's entry point) as this machine reaches it;
+        None: the Service's own."""
+        return self.endpoint.at(self.provider.reach(url)) if url else self.endpoint
+
     def up(self) -> KubeTarget:
         self.kube = self.provider.up()
         self.versions = {**versions.collect(self.kube), **self.provider.facts()}

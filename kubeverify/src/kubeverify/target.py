@@ -29,12 +29,17 @@ class Service:
     @property
     def host_port(self) -> int | None:
         """The loopback port kind must publish for `url`, when the URL is on 127.0.0.1."""
-        if not self.url:
-            return None
-        parts = urlsplit(self.url)
-        if parts.hostname not in ("127.0.0.1", "localhost"):
-            return None
-        return parts.port or 80
+        return loopback_port(self.url)
+
+
+def loopback_port(url: str | None) -> int | None:
+    """The port of a URL on this machine's loopback (which kind publishes a NodePort on)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    return parts.port or 80
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,38 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Pods of a declared split: its label selector, and its weight (relative to the others);
+    None: its share of the ready replicas, what a Service gives."""
+
+    name: str
+    selector: str
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """Traffic declared to split over groups of pods: sent to `url` (None: the target's own),
+    with `manifests` applied for the check and deleted after (a canary Deployment, say)."""
+
+    name: str
+    groups: tuple[Group, ...]
+    url: str | None = None
+    manifests: Path | None = None
+    deviation: float = 0.08  # the smallest deviation of a group's share it states power for
+
+    @property
+    def host_port(self) -> int | None:
+        return loopback_port(self.url)
+
+    def weights(self, ready: dict[str, int]) -> dict[str, float]:
+        """Each group's weight: declared, else its ready replicas (`ready`, by group)."""
+        if self.groups[0].weight is None:
+            return {group.name: float(ready.get(group.name, 0)) for group in self.groups}
+        return {group.name: float(group.weight) for group in self.groups}
+
+
+@dataclass(frozen=True)
 class Target:
     source: Path  # the file this came from
     name: str  # the Deployment
@@ -90,6 +127,7 @@ class Target:
     kind_config: Path | None = None  # None: generated from `workers` and the services' ports
     workers: int = DEFAULT_WORKERS
     container: str | None = None  # the container whose image is set; None: the first
+    splits: tuple[Split, ...] = ()  # traffic declared to split over groups of pods
 
     @property
     def base_url(self) -> str:
@@ -105,6 +143,7 @@ class Target:
 
 
 _TOP = {
+    "splits",
     "deployment",
     "selector",
     "manifests",
@@ -195,6 +234,7 @@ def parse(document: dict[str, Any], source: Path) -> Target:
             cluster, "workers", "cluster.", default=DEFAULT_WORKERS, low=1, high=10
         ),
         container=fields.text(document, "container", required=False),
+        splits=tuple(fields.split(entry, i, here) for i, entry in enumerate(fields.splits())),
     )
 
 
@@ -247,6 +287,65 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.fail(prefix + key, f"must be a whole number in {low}..{high}, not {value!r}")
         return value
+
+    def splits(self) -> list[dict[str, Any]]:
+        entries = self.document.get("splits", [])
+        if not isinstance(entries, list):
+            self.fail("splits", "must be [[splits]] tables")
+        return entries
+
+    def split(self, entry: Any, index: int, here: Path) -> Split:
+        prefix = f"splits[{index}]."
+        if not isinstance(entry, dict):
+            self.fail(prefix[:-1], "must be a table")
+        self.unknown(entry, {"name", "url", "manifests", "deviation", "groups"}, prefix)
+        url = self.text(entry, "url", prefix, required=False)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            self.fail(prefix + "url", f"must be an http(s) URL, not {url!r}")
+        manifests = self.text(entry, "manifests", prefix, required=False)
+        if manifests and not (here / manifests).is_dir():
+            self.fail(prefix + "manifests", f"{here / manifests} is not a directory")
+        deviation = entry.get("deviation", 0.08)
+        if (
+            isinstance(deviation, bool)
+            or not isinstance(deviation, int | float)
+            or not (0 < deviation <= 0.5)
+        ):
+            self.fail(prefix + "deviation", f"must be a share in (0, 0.5], not {deviation!r}")
+        entries = entry.get("groups")
+        if not isinstance(entries, list) or len(entries) < 2:
+            self.fail(prefix + "groups", "needs two [[splits.groups]] tables at least")
+        groups = tuple(self.group(g, f"{prefix}groups[{i}].") for i, g in enumerate(entries))
+        if len({group.name for group in groups}) < len(groups):
+            self.fail(prefix + "groups", "two groups share a name")
+        weighted = [group.weight is not None for group in groups]
+        if any(weighted) and not all(weighted):
+            self.fail(prefix + "groups", "give every group a weight, or none (then: their "
+                      "shares of the ready replicas)")  # fmt: skip
+        if all(weighted) and not sum(group.weight for group in groups) > 0:
+            self.fail(prefix + "groups", "the weights add up to 0: no group gets traffic")
+        return Split(
+            name=self.text(entry, "name", prefix),
+            groups=groups,
+            url=url,
+            manifests=here / manifests if manifests else None,
+            deviation=float(deviation),
+        )
+
+    def group(self, entry: Any, prefix: str) -> Group:
+        if not isinstance(entry, dict):
+            self.fail(prefix[:-1], "must be a table")
+        self.unknown(entry, {"name", "selector", "weight"}, prefix)
+        weight = entry.get("weight")
+        if weight is not None and (
+            isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0
+        ):
+            self.fail(prefix + "weight", f"must be a number, 0 or more, not {weight!r}")
+        return Group(
+            name=self.text(entry, "name", prefix),
+            selector=self.text(entry, "selector", prefix),
+            weight=None if weight is None else float(weight),
+        )
 
     def services(self) -> list[dict[str, Any]]:
         entries = self.document.get("services")

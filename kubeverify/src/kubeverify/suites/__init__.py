@@ -15,5 +15,6 @@ from kubeverify.suites.balance import Balance
 from kubeverify.suites.replicas import Replicas
 from kubeverify.suites.resilience import Resilience
 from kubeverify.suites.scaling import Scaling
+from kubeverify.suites.splits import Splits
 
-__all__ = ["Affinity", "Balance", "Replicas", "Resilience", "Scaling"]
+__all__ = ["Affinity", "Balance", "Replicas", "Resilience", "Scaling", "Splits"]

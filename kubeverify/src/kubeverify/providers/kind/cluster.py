@@ -41,7 +41,8 @@ def kind_config(target: Target, publish_port: int | None = None) -> dict:
         config = yaml.safe_load(target.kind_config.read_text())
     else:
         control_plane: dict = {"role": "control-plane"}
-        ports = sorted({s.host_port for s in target.services if s.host_port})
+        published = [*target.services, *target.splits]
+        ports = sorted({entry.host_port for entry in published if entry.host_port})
         if ports:
             control_plane["extraPortMappings"] = [
                 {"containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP"}

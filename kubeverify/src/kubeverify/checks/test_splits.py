@@ -1,0 +1,5 @@
+from kubeverify import Splits
+
+
+class TestSplits(Splits):
+    __doc__ = Splits.__doc__
