@@ -33,7 +33,8 @@ PUBLIC = {
     # verdicts
     "Verdict", "ErrorRates", "Shares", "no_failures", "verdict_from_json", "balance_verdict",
     "fresh_connection_draws", "keep_alive_draws", "split_verdict", "judge_split", "objects_of",
-    "sequential_design", "simulate_sequential",
+    "sequential_design", "simulate_sequential", "rejection_rate", "split_design", "split_draws",
+    "worst_splits",
     "worst_shares",
     # traffic, waiting, timing, processes, diagnostics
     "Endpoint", "BackgroundTraffic", "fresh_connection_requests", "wait_until_every_pod_answers",

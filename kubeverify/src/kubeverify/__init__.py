@@ -58,6 +58,10 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "sequential_design": ("kubeverify.sequential", "design"),
     "simulate_sequential": ("kubeverify.sequential", "simulate"),
     "worst_shares": ("kubeverify.balance", None),
+    "rejection_rate": ("kubeverify.balance", None),
+    "split_design": ("kubeverify.splits", "design"),
+    "split_draws": ("kubeverify.splits", "required_draws"),
+    "worst_splits": ("kubeverify.splits", None),
     # Traffic
     "Endpoint": ("kubeverify.traffic", None),
     "BackgroundTraffic": ("kubeverify.traffic", None),

@@ -104,8 +104,7 @@ def split_verdict(
     declared = splits.normalised(weights)
     kept = [group for group, share in declared.items() if share > 0]
     shares = tuple(declared[group] for group in kept)
-    fixed = splits.required_draws(shares, deviation)
-    design = sequential.design_for(shares, splits.hardest(shares, deviation), fixed)
+    design = splits.design(shares, deviation)
     say(splits.detectable(declared, deviation))
     member = {pod: group for group, pods in groups.items() for pod in pods}
 
@@ -123,7 +122,7 @@ def split_verdict(
         rates=splits.claimed_rates(declared, deviation),
         unexpected={g: n for g, n in counted.items() if g not in declared},
         control=control,
-        figures={"sent": len(outcomes), "fixed_size": fixed, "deviation": deviation},
+        figures={"sent": len(outcomes), "fixed_size": design.fixed, "deviation": deviation},
     )
 
 
