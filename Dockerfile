@@ -1,4 +1,5 @@
-# The iris classifier's image. Build it with `nox -s image` (python -m kubeverify.image), which
+# The iris classifier's image. Build it with `nox -s image`
+# (python -m kubeverify.providers.kind.image), which
 # passes BASE_IMAGE on machines that reach no registry.
 #
 # BASE_IMAGE: an official slim Python 3.11+ image, or a stand-in that looks like one (python on
@@ -7,8 +8,9 @@
 # the multi-arch index digest (linux/amd64, arm64 and more) of python:3.12-slim, then Python
 # 3.12.15 on Debian trixie, as `docker buildx imagetools inspect python:3.12-slim` printed it on
 # 2026-10-09 (recorded by public repositories that pin it, some of them through Dependabot). To
-# update: run that command, and put its `Digest:` here, in loadtest/Dockerfile and in
-# examples/echo/Dockerfile (tests/test_image_inputs.py checks that the three agree).
+# update: run that command, and put its `Digest:` here, in loadtest/Dockerfile, in
+# examples/echo/Dockerfile and in e2e/route/Dockerfile (tests/test_image_inputs.py checks that
+# the four agree).
 ARG BASE_IMAGE=python:3.12-slim@sha256:a6e34c598f2467ed0e9a8d349809fcd8b5c603269512df273a0bb1784edc11b1
 
 # --- deps: the running service's dependencies in /opt/venv ---------------------------------------

@@ -15,7 +15,12 @@ from packaging.version import Version
 from ci.locks import LOCKS, Lock, pyproject, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILES = ("Dockerfile", "loadtest/Dockerfile", "examples/echo/Dockerfile")
+DOCKERFILES = (
+    "Dockerfile",
+    "loadtest/Dockerfile",
+    "examples/echo/Dockerfile",
+    "e2e/route/Dockerfile",
+)
 LOCKED_INSTALL = re.compile(
     r"pip install --require-hashes --no-deps --only-binary :all: -r (?P<lock>\S+)"
 )

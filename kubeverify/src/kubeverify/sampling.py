@@ -51,6 +51,7 @@ def keep_alive_draws(endpoint: Endpoint, count: int) -> list[Outcome]:
     return draws
 
 
+BALANCE_SAID = {"balanced": "balanced", "unbalanced": "unbalanced"}
 TRANSPORTS = {
     fresh_connection_draws: balance.Transport.NEW_CONNECTION_PER_REQUEST,
     keep_alive_draws: balance.Transport.KEEP_ALIVE_CONNECTIONS,
@@ -72,7 +73,9 @@ def balance_verdict(
     test. A failed request fails the verdict before any statistics."""
     design = sequential.design(len(pods))
     say(balance.detectable(design.fixed, len(pods)))
-    outcomes, decided = _sample(endpoint, design, lambda o: o.pod, list(pods), how, draws, say)
+    outcomes, decided = _sample(
+        endpoint, design, lambda o: o.pod, list(pods), how, draws, say, BALANCE_SAID
+    )
     return balance.judge_balance(
         balance.count_by(o.pod for o in outcomes),
         pods,
@@ -103,16 +106,22 @@ def split_verdict(
     fixed-size test as for balance."""
     declared = splits.normalised(weights)
     kept = [group for group, share in declared.items() if share > 0]
-    shares = tuple(declared[group] for group in kept)
-    design = splits.design(shares, deviation)
-    say(splits.detectable(declared, deviation))
     member = {pod: group for group, pods in groups.items() for pod in pods}
 
     def group_of(outcome: Outcome) -> str:
         return member.get(outcome.pod, f"<no group: {outcome.pod}>")
 
-    outcomes, decided = _sample(endpoint, design, group_of, kept, how, fresh_connection_draws,
-                                say)  # fmt: skip
+    if len(kept) == 1:  # nothing to fit: the groups at 0 alone are judged
+        outcomes = fresh_connection_draws(endpoint, splits.ZERO_GROUPS_DRAWS)
+        failed = [o for o in outcomes if not o.ok]
+        assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
+        decided, fixed = None, splits.ZERO_GROUPS_DRAWS
+    else:
+        design = splits.design(tuple(declared[group] for group in kept), deviation)
+        say(splits.detectable(declared, deviation))
+        outcomes, decided = _sample(endpoint, design, group_of, kept, how,
+                                    fresh_connection_draws, say, splits.SAID)  # fmt: skip
+        fixed = design.fixed
     counted = balance.count_by(group_of(o) for o in outcomes)
     return splits.judge_split(
         {group: counted.get(group, 0) for group in declared},
@@ -122,7 +131,7 @@ def split_verdict(
         rates=splits.claimed_rates(declared, deviation),
         unexpected={g: n for g, n in counted.items() if g not in declared},
         control=control,
-        figures={"sent": len(outcomes), "fixed_size": design.fixed, "deviation": deviation},
+        figures={"sent": len(outcomes), "fixed_size": fixed, "deviation": deviation},
     )
 
 
@@ -134,6 +143,7 @@ def _sample(
     how: str,
     draws: Draws,
     say: Callable[[str], None],
+    said: Mapping[str, str],
 ) -> tuple[list[Outcome], str | None]:
     """Draws until the test decides: all the fixed size at once (`how == "fixed"`), or in the
     design's groups until its bounds decide. A failed request, or a draw in no tested
@@ -154,7 +164,8 @@ def _sample(
         if decided or any(not o.ok for o in outcomes) or set(counts) - set(tested):
             break
     say(
-        f"sequential test: {decided} after {len(outcomes)} draws (look {look + 1} of "
+        f"sequential test: {said.get(decided, 'undecided')} after {len(outcomes)} draws (look "
+        f"{look + 1} of "
         f"{len(design.sizes)}; the fixed-size test sends {design.fixed}, with the same alpha "
         "and power)"
     )

@@ -32,6 +32,11 @@ DEVIATION = 0.08  # a 70/30 split that is really 78/22 (or 62/38) is caught
 # The power is found by simulating 20,000 runs, whose own error is about 0.0007 at 0.99: the
 # draws are sized for 0.99 plus two of those, so that the power stated holds on runs of others.
 POWER_MARGIN = 0.0015
+# A split with one group above 0 has nothing to fit: it is judged on the groups at 0 alone,
+# which none of these draws may reach (none of 300 puts a share below 1% with 95% confidence).
+ZERO_GROUPS_DRAWS = 300
+# The sequential test's decisions, as a split's verdict says them.
+SAID = {"balanced": "as declared", "unbalanced": "not as declared"}
 
 
 def normalised(weights: Mapping[str, float]) -> dict[str, float]:
@@ -153,7 +158,7 @@ def judge_split(
     summary = (
         f"{'as declared' if passed else 'NOT as declared'}: {total} draws: {measured}; "
         f"chi-square {statistic:.2f}, p = {p_value:.4g} (alpha {alpha})"
-        + ("" if decided is None else f"; sequential test: {decided}")
+        + ("" if decided is None else f"; sequential test: {SAID[decided]}")
     )
     details = []
     for group in zero:
