@@ -19,7 +19,7 @@ from kubeverify.traffic import (
     keep_alive_connections,
     shared_connections,
 )
-from kubeverify.verdict import Verdict
+from kubeverify.verdict import ErrorRates, Verdict
 
 KEEP_ALIVE_REQUESTS_EACH = 3  # on each connection of the keep-alive balance check
 
@@ -116,19 +116,21 @@ def split_verdict(
         failed = [o for o in outcomes if not o.ok]
         assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
         decided, fixed = None, splits.ZERO_GROUPS_DRAWS
+        rates = ErrorRates(0.0, 0.95, f"a share of {3 / fixed:.0%} or more in a group at 0")
     else:
         design = splits.design(tuple(declared[group] for group in kept), deviation)
         say(splits.detectable(declared, deviation))
         outcomes, decided = _sample(endpoint, design, group_of, kept, how,
                                     fresh_connection_draws, say, splits.SAID)  # fmt: skip
         fixed = design.fixed
+        rates = splits.claimed_rates(declared, deviation)
     counted = balance.count_by(group_of(o) for o in outcomes)
     return splits.judge_split(
         {group: counted.get(group, 0) for group in declared},
         declared,
         decided=decided,
         label=label,
-        rates=splits.claimed_rates(declared, deviation),
+        rates=rates,
         unexpected={g: n for g, n in counted.items() if g not in declared},
         control=control,
         figures={"sent": len(outcomes), "fixed_size": fixed, "deviation": deviation},
