@@ -77,6 +77,7 @@ def test_the_report_survives_the_trip_as_plain_data():
         "nodes": {"node-1": 2},
         "connection_ids": {"pod-a": ["10.0.0.1:4000/1"]},
         "named_answers": {"pod-a": 1},
+        "groups": {},
     }
 
 
@@ -455,3 +456,51 @@ def test_a_run_through_a_rollout_is_judged_as_one():
     assert "no response from old-c" in check(lost, "pods replaced").summary
     with pytest.raises(ValueError, match="name the pods before the change"):
         Thresholds(pods_replaced=True)
+
+
+def test_locust_judges_a_declared_split_on_the_groups_a_header_names():
+    """Answers grouped by a header (a model version): judged against the declared split on a
+    sample of the size its power needs, with its error rates; a wrong split fails, naming the
+    shares; too few answers are not judged."""
+    from kubeverify.locust.tally import split_rows
+    from kubeverify.locust.verdict import declared_split
+
+    declared = declared_split("1=75,2=25", "X-Model-Version")
+    assert declared == {"1": 75.0, "2": 25.0}
+    thresholds = Thresholds(declared_split=declared, max_skew=0, alpha=0.001)
+    rng = np.random.default_rng(77)
+
+    def run(shares, answers=3000):
+        counts = dict(zip(("1", "2"), map(int, rng.multinomial(answers, shares)), strict=True))
+        return evaluate(RunFigures(answers, 0, 20.0, even(), FRESH, groups=counts), thresholds)
+
+    fits = check(run([0.75, 0.25]), "declared split")
+    assert fits.passed, fits.explain()
+    assert fits.figures["sampled"] == 1005  # 75/25's power calculation
+    assert fits.rates.power == 0.99
+    wrong = check(run([0.9, 0.1]), "declared split")
+    assert not wrong.passed
+    assert "(declared 25.0%)" in wrong.summary
+    few = run([0.75, 0.25], answers=400)
+    assert "declared split" not in {v.check for v in few.verdicts}
+    assert "declared split not judged: 400 answers named a group; its power needs 1005" in (
+        few.notes
+    )
+    assert split_rows({"1": 30, "2": 10}, declared) == [
+        {"name": "1", "responses": 30, "share": "75.0%", "declared": "75.0%"},
+        {"name": "2", "responses": 10, "share": "25.0%", "declared": "25.0%"},
+    ]
+    with pytest.raises(ValueError, match="needs --split-header"):
+        declared_split("1=75,2=25", "")
+    with pytest.raises(ValueError, match="'2:25' is not GROUP=WEIGHT"):
+        declared_split("1=75,2:25", "X-Model-Version")
+
+
+def test_the_tally_counts_groups_and_carries_them_from_workers():
+    tally = Tally()
+    tally.record("pod-a", "node-1", None, "1")
+    tally.record("pod-b", "node-1", None, "2")
+    master = Tally()
+    master.merge(tally.take())
+    assert master.groups == {"1": 1, "2": 1}
+    assert tally.groups == {}

@@ -208,3 +208,57 @@ def test_every_shape_pinned_here_is_one_the_designs_hold():
         )
         assert design.expected == declared
         assert list(itertools.accumulate(design.sizes, max)) == list(design.sizes)
+
+
+ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "iris"},
+    "spec": {
+        "parentRefs": [{"name": "gateway"}],
+        "rules": [
+            {
+                "backendRefs": [
+                    {"name": "iris-stable", "port": 8080, "weight": 70},
+                    {"name": "iris-canary", "port": 8080, "weight": 30},
+                ]
+            }
+        ],
+    },
+}
+SELECTORS = {
+    "iris-stable": {"app": "iris-classifier", "track": "stable"},
+    "iris-canary": {"app": "iris-classifier", "track": "canary"},
+}
+
+
+def test_an_httproutes_weights_are_the_declared_split_and_judge_simulated_traffic():
+    declared = splits.from_httproute(ROUTE, SELECTORS)
+    assert declared == {
+        "iris-stable": ("app=iris-classifier,track=stable", 70.0),
+        "iris-canary": ("app=iris-classifier,track=canary", 30.0),
+    }
+    weights = {name: weight for name, (_, weight) in declared.items()}
+    shares = splits.normalised(weights)
+    draws = splits.required_draws(tuple(shares.values()))
+    rng = np.random.default_rng(5)
+    for true, passes in (((0.7, 0.3), True), ((0.78, 0.22), False)):
+        counts = dict(zip(shares, map(int, rng.multinomial(draws, true)), strict=True))
+        verdict = splits.judge_split(counts, shares, label="HTTPRoute iris")
+        assert verdict.passed is passes, verdict.summary
+    # Gateway API's default weight is 1; a backend that is no Service cannot be counted.
+    unweighted = {"spec": {"rules": [{"backendRefs": [{"name": "iris-stable"},
+                                                       {"name": "iris-canary"}]}]},
+                  "metadata": {"name": "even"}}  # fmt: skip
+    assert [w for _, w in splits.from_httproute(unweighted, SELECTORS).values()] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="not a Service with a selector"):
+        splits.from_httproute(ROUTE, {"iris-stable": SELECTORS["iris-stable"]})
+
+
+def test_a_split_may_take_its_groups_from_an_httproute_and_then_names_none(tmp_path):
+    text = '\n[[splits]]\nname = "gateway"\nurl = "http://127.0.0.1:8080"\nhttproute = "iris"\n'
+    (split,) = _target(tmp_path, text).splits
+    assert (split.httproute, split.groups) == ("iris", ())
+    both = text + '[[splits.groups]]\nname = "a"\nselector = "x=y"\n'
+    with pytest.raises(TargetError, match=r"splits\[0\].groups: the HTTPRoute's backendRefs"):
+        _target(tmp_path, both)

@@ -122,6 +122,19 @@ class KubeTarget:
                 continue
         raise KubectlError("the server has no EndpointSlice API (discovery.k8s.io v1 or v1beta1)")
 
+    def httproute(self, name: str) -> dict:
+        """A Gateway API HTTPRoute of the namespace, as the API gives it (v1, else v1beta1)."""
+        resources = DynamicClient(self.api).resources
+        for version in ("v1", "v1beta1"):
+            try:
+                kind = resources.get(
+                    api_version=f"gateway.networking.k8s.io/{version}", kind="HTTPRoute"
+                )
+            except ResourceNotFoundError:
+                continue
+            return kind.get(name=name, namespace=self.namespace).to_dict()
+        raise KubectlError("the server has no Gateway API (gateway.networking.k8s.io HTTPRoute)")
+
     def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
         """Pod names behind a Service, from its EndpointSlices: (ready, not ready)."""
         found = self.endpoint_slices.get(

@@ -207,3 +207,24 @@ def bands(declared: Mapping[str, float], total: int, alpha: float = ALPHA) -> di
         half = z * math.sqrt(share * (1 - share) / max(total, 1))
         found[group] = (max(share - half, 0.0), min(share + half, 1.0))
     return found
+
+
+def from_httproute(
+    route: Mapping, selectors: Mapping[str, Mapping[str, str]], rule: int = 0
+) -> dict[str, tuple[str, float]]:
+    """The split a Gateway API HTTPRoute declares: for each backendRef of its rule `rule`, the
+    Service's name -> (its pods' label selector, its weight; Gateway API's default weight is
+    1). `selectors`: each Service's spec.selector, by name (a backend that is not a Service, or
+    one with no selector, has no pods to count, and is refused)."""
+    backends = route["spec"]["rules"][rule].get("backendRefs") or []
+    if not backends:
+        raise ValueError(f"HTTPRoute {route['metadata']['name']} rule {rule} has no backendRefs")
+    found = {}
+    for backend in backends:
+        name = backend["name"]
+        if backend.get("kind", "Service") != "Service" or not selectors.get(name):
+            raise ValueError(f"backendRef {name} is not a Service with a selector: its pods "
+                             "cannot be told apart")  # fmt: skip
+        selector = ",".join(f"{key}={value}" for key, value in sorted(selectors[name].items()))
+        found[name] = (selector, float(backend.get("weight", 1)))
+    return found

@@ -96,6 +96,9 @@ class Split:
     url: str | None = None
     manifests: Path | None = None
     deviation: float = 0.08  # the smallest deviation of a group's share it states power for
+    # A Gateway API HTTPRoute whose first rule's backendRefs are the groups (each Service's
+    # pods, at its weight), read when the check runs; then `groups` is empty.
+    httproute: str | None = None
 
     @property
     def host_port(self) -> int | None:
@@ -298,7 +301,10 @@ class _Fields:
         prefix = f"splits[{index}]."
         if not isinstance(entry, dict):
             self.fail(prefix[:-1], "must be a table")
-        self.unknown(entry, {"name", "url", "manifests", "deviation", "groups"}, prefix)
+        self.unknown(
+            entry, {"name", "url", "manifests", "deviation", "groups", "httproute"}, prefix
+        )
+        httproute = self.text(entry, "httproute", prefix, required=False)
         url = self.text(entry, "url", prefix, required=False)
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
             self.fail(prefix + "url", f"must be an http(s) URL, not {url!r}")
@@ -313,7 +319,11 @@ class _Fields:
         ):
             self.fail(prefix + "deviation", f"must be a share in (0, 0.5], not {deviation!r}")
         entries = entry.get("groups")
-        if not isinstance(entries, list) or len(entries) < 2:
+        if httproute and entries is not None:
+            self.fail(prefix + "groups", "the HTTPRoute's backendRefs are the groups: give one")
+        if httproute:
+            entries = []
+        elif not isinstance(entries, list) or len(entries) < 2:
             self.fail(prefix + "groups", "needs two [[splits.groups]] tables at least")
         groups = tuple(self.group(g, f"{prefix}groups[{i}].") for i, g in enumerate(entries))
         if len({group.name for group in groups}) < len(groups):
@@ -322,7 +332,7 @@ class _Fields:
         if any(weighted) and not all(weighted):
             self.fail(prefix + "groups", "give every group a weight, or none (then: their "
                       "shares of the ready replicas)")  # fmt: skip
-        if all(weighted) and not sum(group.weight for group in groups) > 0:
+        if groups and all(weighted) and not sum(group.weight for group in groups) > 0:
             self.fail(prefix + "groups", "the weights add up to 0: no group gets traffic")
         return Split(
             name=self.text(entry, "name", prefix),
@@ -330,6 +340,7 @@ class _Fields:
             url=url,
             manifests=here / manifests if manifests else None,
             deviation=float(deviation),
+            httproute=httproute,
         )
 
     def group(self, entry: Any, prefix: str) -> Group:

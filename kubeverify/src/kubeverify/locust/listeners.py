@@ -22,12 +22,13 @@ from locust.runners import WorkerRunner
 
 from kubeverify.answers import answer_problem
 from kubeverify.balance import ALPHA, SKEW
-from kubeverify.locust.tally import Tally, format_tally, share_rows
+from kubeverify.locust.tally import Tally, format_tally, share_rows, split_rows
 from kubeverify.locust.verdict import (
     CONNECTION_MODES,
     Judgement,
     RunFigures,
     Thresholds,
+    declared_split,
     evaluate,
 )
 from kubeverify.target import DEFAULT_POD_HEADER
@@ -82,6 +83,19 @@ def _add_options(parser) -> None:
         "balance is not judged",
     )
     group.add_argument(
+        "--split-header",
+        default="",
+        help="the header naming the group an answer belongs to (X-Model-Version, say), for "
+        "--declared-split",
+    )
+    group.add_argument(
+        "--declared-split",
+        default="",
+        help="the share each group should get, as GROUP=WEIGHT,... (weights relative: "
+        "'1=75,2=25'); judged like the balance, with its error rates, on the groups the "
+        "--split-header names",
+    )
+    group.add_argument(
         "--max-skew",
         type=float,
         default=SKEW,
@@ -119,6 +133,7 @@ def thresholds_from(options) -> Thresholds:
         max_error_ratio=options.max_error_ratio,
         max_p95_ms=options.max_p95_ms,
         pods_replaced=options.pods_replaced,
+        declared_split=declared_split(options.declared_split, options.split_header),
     )
 
 
@@ -140,6 +155,7 @@ def check(response, environment: Environment) -> str | None:
             pod,
             headers.get(parsed.node_header) if parsed.node_header else None,
             headers.get(parsed.connection_header) if parsed.connection_header else None,
+            headers.get(parsed.split_header, "") if parsed.split_header else None,
         )
     return answer_problem(
         response.status_code,
@@ -161,6 +177,7 @@ def figures(environment: Environment) -> RunFigures:
         connections_capped=TALLY.connections_capped,
         reused=TALLY.reused,
         users=_peak_users[0] or None,
+        groups=dict(TALLY.groups) if environment.parsed_options.split_header else None,
     )
 
 
@@ -241,13 +258,16 @@ def _extend_web_ui(environment: Environment) -> None:
         {"key": "responses", "title": "Responses"},
         {"key": "share", "title": "Share"},
     ]
+    declared = thresholds_from(environment.parsed_options).declared_split
     web_ui.template_args["extended_tabs"] = [
         {"title": "Pods", "key": "pods"},
         {"title": "Nodes", "key": "nodes"},
+        *([{"title": "Split", "key": "split"}] if declared else []),
     ]
     web_ui.template_args["extended_tables"] = [
         {"key": "pods", "structure": columns},
         {"key": "nodes", "structure": columns},
+        {"key": "split", "structure": [*columns, {"key": "declared", "title": "Declared"}]},
     ]
 
     @web_ui.app.after_request
@@ -257,6 +277,7 @@ def _extend_web_ui(environment: Environment) -> None:
             body["extended_stats"] = [
                 {"key": "pods", "data": share_rows(TALLY.pods)},
                 {"key": "nodes", "data": share_rows(TALLY.nodes)},
+                {"key": "split", "data": split_rows(TALLY.groups, declared)},
             ]
             response.set_data(jsonify(body).get_data())
         return response

@@ -26,10 +26,21 @@ class Tally:
     # Answers that named their connection while their pod's set still had room: as many as
     # that pod's connections when every request had a connection of its own.
     named_answers: Counter[str] = field(default_factory=Counter)
+    # Answers per group of a declared split, by the value of the header that names the group
+    # (--split-header: a model version, say).
+    groups: Counter[str] = field(default_factory=Counter)
 
-    def record(self, pod: str, node: str | None, connection: str | None = None) -> None:
+    def record(
+        self,
+        pod: str,
+        node: str | None,
+        connection: str | None = None,
+        group: str | None = None,
+    ) -> None:
         self.pods[pod] += 1
         self.nodes[node or "<none>"] += 1
+        if group is not None:
+            self.groups[group or "<none>"] += 1
         if connection:
             seen = self.connection_ids.setdefault(pod, set())
             if len(seen) < MAX_CONNECTIONS_PER_POD:
@@ -65,6 +76,7 @@ class Tally:
             "nodes": dict(self.nodes),
             "connection_ids": {pod: sorted(seen) for pod, seen in self.connection_ids.items()},
             "named_answers": dict(self.named_answers),
+            "groups": dict(self.groups),
         }
 
     def take(self) -> dict[str, dict]:
@@ -77,6 +89,7 @@ class Tally:
         self.pods.update(message.get("pods", {}))
         self.nodes.update(message.get("nodes", {}))
         self.named_answers.update(message.get("named_answers", {}))
+        self.groups.update(message.get("groups", {}))
         for pod, names in message.get("connection_ids", {}).items():
             seen = self.connection_ids.setdefault(pod, set())
             seen.update(names[: max(0, MAX_CONNECTIONS_PER_POD - len(seen))])
@@ -86,6 +99,7 @@ class Tally:
         self.nodes.clear()
         self.connection_ids.clear()
         self.named_answers.clear()
+        self.groups.clear()
 
 
 def share_rows(counts: Mapping[str, int]) -> list[dict[str, object]]:
@@ -96,6 +110,14 @@ def share_rows(counts: Mapping[str, int]) -> list[dict[str, object]]:
         {"name": name, "responses": count, "share": f"{count / total:.1%}"}
         for name, count in ordered
     ]
+
+
+def split_rows(groups, declared) -> list[dict[str, object]]:
+    """The Split tab: each group's answers and share, beside the share it was declared."""
+    total = sum((declared or {}).values()) or 1
+    shares = {group: weight / total for group, weight in (declared or {}).items()}
+    rows = share_rows({**dict.fromkeys(shares, 0), **groups})
+    return [{**row, "declared": f"{shares.get(row['name'], 0):.1%}"} for row in rows]
 
 
 def format_counts(counts: Mapping[str, int], title: str) -> str:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from kubeverify import splits
 from kubeverify.balance import (
     ALPHA,
     SKEW,
@@ -45,6 +46,8 @@ class Thresholds:
     # The run spans a change that replaces the pods (a rollout): the pods named answer, and as
     # many others, their replacements; the split over pods that come and go is not judged.
     pods_replaced: bool = False
+    # A declared split over the groups a header names: group -> weight (relative).
+    declared_split: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.expected_pods < 1 and not self.pod_names:
@@ -78,6 +81,7 @@ class RunFigures:
     # (answers on a connection an earlier one had used, answers looked at); None: not named.
     reused: tuple[int, int] | None = None
     users: int | None = None  # the most users that ran at once
+    groups: Mapping[str, int] | None = None  # answers per group of the declared split
 
 
 @dataclass(frozen=True)
@@ -123,11 +127,30 @@ class Judgement:
         }
 
 
+def declared_split(text: str, header: str) -> dict[str, float] | None:
+    """'1=75,2=25' -> {'1': 75.0, '2': 25.0}; a bad one is a ValueError naming the option."""
+    if not text:
+        return None
+    if not header:
+        raise ValueError("--declared-split needs --split-header, the header naming each group")
+    weights = {}
+    for part in text.split(","):
+        group, _, weight = part.partition("=")
+        try:
+            weights[group.strip()] = float(weight)
+        except ValueError:
+            raise ValueError(f"--declared-split: {part!r} is not GROUP=WEIGHT") from None
+    splits.normalised(weights)  # every weight 0 or more, one above
+    return weights
+
+
 def evaluate(figures: RunFigures, thresholds: Thresholds) -> Judgement:
     checks = [_errors(figures, thresholds)]
     if thresholds.max_p95_ms:
         checks.append(_p95(figures, thresholds))
     notes: list[str] = []
+    if thresholds.declared_split:
+        checks += _declared_split(figures, thresholds, notes)
     if thresholds.pods_replaced:
         notes.append("balance not judged: the pods were replaced during the run")
         return Judgement((*checks, _replaced(figures, thresholds)), tuple(notes))
@@ -202,6 +225,36 @@ def _pods(figures: RunFigures, thresholds: Thresholds) -> Verdict:
     if len(seen) > expected:
         return Verdict("pods", False, f"{detail}: {len(seen) - expected} more than expected")
     return Verdict("pods", True, detail)
+
+
+def _declared_split(figures: RunFigures, thresholds: Thresholds, notes: list[str]) -> list:
+    """The groups' answers against the declared split, judged on a random sample of the size
+    its power calculation asks for (as the balance chi-square is), so that the verdict means
+    the same for a short run and a long one; too few answers judge nothing."""
+    declared = splits.normalised(thresholds.declared_split)
+    groups = dict(figures.groups or {})
+    kept = tuple(share for share in declared.values() if share > 0)
+    if figures.transport is not Transport.NEW_CONNECTION_PER_REQUEST:
+        notes.append("declared split not judged: answers on kept-alive connections are not draws")
+        return []
+    needed = splits.required_draws(kept) if len(kept) > 1 else splits.ZERO_GROUPS_DRAWS
+    counted = sum(groups.values())
+    if counted < needed:
+        notes.append(f"declared split not judged: {counted} answers named a group; its power "
+                     f"needs {needed}")  # fmt: skip
+        return []
+    names = sorted(set(groups) | set(declared))
+    sample = fixed_sample(groups, names, needed)
+    return [
+        splits.judge_split(
+            {group: sample.get(group, 0) for group in declared},
+            declared,
+            alpha=thresholds.alpha or ALPHA,
+            label="declared split",
+            unexpected={g: n for g, n in sample.items() if g not in declared and n},
+            figures={"answers": counted, "sampled": needed},
+        )
+    ]
 
 
 def _replaced(figures: RunFigures, thresholds: Thresholds) -> Verdict:

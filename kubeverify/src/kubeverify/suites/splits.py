@@ -4,10 +4,14 @@ against the declared shares; the manifests deleted after."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from kubeverify import splits
 from kubeverify.deployment import objects_of
 from kubeverify.sampling import split_verdict
+from kubeverify.target import Group, Split
 from kubeverify.traffic import wait_until_every_pod_answers
 from kubeverify.waiting import Observation, wait_until
 
@@ -26,6 +30,8 @@ def ready_groups(kube, split) -> Observation:
 def judge(stage, split, how: str, say, *, weights=None, control: bool = False, label=None):
     """The split's verdict, its groups' pods as they are now: `weights` as declared (or given,
     for a negative control), else each group's share of the ready replicas."""
+    if split.httproute:
+        split = of_httproute(stage.kube, split)
     ready = wait_until(
         lambda: ready_groups(stage.kube, split),
         what=f"the pods of split {split.name} ready",
@@ -45,6 +51,22 @@ def judge(stage, split, how: str, say, *, weights=None, control: bool = False, l
         say=say,
         control=control,
     )
+
+
+def of_httproute(kube, split: Split) -> Split:
+    """The split with the groups its HTTPRoute declares: each backend Service's pods, at the
+    weight the route gives it."""
+    route = kube.httproute(split.httproute)
+    names = [backend["name"] for backend in route["spec"]["rules"][0].get("backendRefs") or []]
+    selectors = {
+        name: kube.core.read_namespaced_service(name, kube.namespace).spec.selector or {}
+        for name in names
+    }
+    groups = tuple(
+        Group(name, selector, weight)
+        for name, (selector, weight) in splits.from_httproute(route, selectors).items()
+    )
+    return replace(split, groups=groups)
 
 
 class Splits:
