@@ -31,6 +31,7 @@ NODES_READY_TIMEOUT = 180
 CREATE_TIMEOUT = 600
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
 ROLE_LABEL = "io.x-k8s.kind.role"
+KUBELET_SYNC = "kind: KubeletConfiguration\nsyncFrequency: 10s\n"
 
 
 def kind_config(target: Target, publish_port: int | None = None) -> dict:
@@ -52,6 +53,10 @@ def kind_config(target: Target, publish_port: int | None = None) -> dict:
             "kind": "Cluster",
             "apiVersion": "kind.x-k8s.io/v1alpha4",
             "nodes": [control_plane] + [{"role": "worker"}] * target.workers,
+            # A stopped pod leaves the API at the kubelet's next sync of it, which, where the
+            # kubelet missed the event (1.20 does, now and then), is syncFrequency away: 1 min
+            # by default. The checks wait for pods to be gone; 10 s keeps that wait short.
+            "kubeadmConfigPatches": [KUBELET_SYNC],
         }
     if publish_port is not None:
         moved = next(s.host_port for s in target.services if s.url)
