@@ -160,12 +160,17 @@ class Deployment:
 
     def settled(self, replicas: int) -> Observation:
         """Exactly `replicas` pods, all updated and ready, none terminating, and every Service
-        of the target has exactly them as endpoints."""
+        of the target has exactly them as endpoints, besides pods of other Deployments that the
+        Service selects on purpose (a canary beside them) while those live."""
         deployment = self.read()
         status = deployment.status
         pods = self.pods()
         ready_pods = {pod.name for pod in pods if pod.ready and not pod.terminating}
-        endpoints = {s.name: self.kube.endpoint_pods(s.name) for s in self.target.services}
+        endpoints = {}
+        for service in self.target.services:
+            ready, waiting = self.kube.endpoint_pods(service.name)
+            others = self.kube.selected_pods(service.name) - {pod.name for pod in pods}
+            endpoints[service.name] = (ready - others, waiting - others)
         done = (
             deployment.spec.replicas == replicas
             and (status.observed_generation or 0) >= deployment.metadata.generation

@@ -135,6 +135,13 @@ class KubeTarget:
             return kind.get(name=name, namespace=self.namespace).to_dict()
         raise KubectlError("the server has no Gateway API (gateway.networking.k8s.io HTTPRoute)")
 
+    def selected_pods(self, service: str) -> set[str]:
+        """The pods a Service's selector selects now, ready or not."""
+        selector = self.core.read_namespaced_service(service, self.namespace).spec.selector
+        if not selector:
+            return set()
+        return {pod.name for pod in self.pods(",".join(f"{k}={v}" for k, v in selector.items()))}
+
     def endpoint_pods(self, service: str) -> tuple[set[str], set[str]]:
         """Pod names behind a Service, from its EndpointSlices: (ready, not ready)."""
         found = self.endpoint_slices.get(

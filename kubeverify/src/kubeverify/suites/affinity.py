@@ -11,7 +11,7 @@ from kubeverify.traffic import fresh_connection_requests
 from kubeverify.verdict import ErrorRates, Verdict
 from kubeverify.waiting import Observation, wait_until
 
-AFFINITY_TIMEOUT = 2  # seconds: short, so that expiry is seen within the check
+AFFINITY_TIMEOUT = 1  # seconds: the shortest the API takes, so that expiry is seen within the check
 IDLE_MARGIN = 1  # seconds past the timeout: kube-proxy's rules count whole seconds
 AFFINITY_REQUESTS = 100
 

@@ -1,0 +1,59 @@
+"""When a Deployment counts as settled, on a stand-in for the cluster: its pods all there and
+ready, and each Service's endpoints exactly them, but for pods of another Deployment the
+Service selects on purpose (a canary) while those live; a pod that is gone but still an
+endpoint keeps it unsettled."""
+
+from types import SimpleNamespace
+
+from kubeverify.deployment import Deployment
+from kubeverify.kube import PodState
+from kubeverify.target import load
+from tests.test_target import MINIMAL
+
+
+def pod(name, ready=True, terminating=False):
+    return PodState(name, "worker", "10.0.0.1", "Running", ready, terminating, 0)
+
+
+class StandInKube:
+    namespace = "default"
+
+    def __init__(self, target_pods, canary_pods, endpoints):
+        self.target_pods, self.canary_pods, self.endpoints = target_pods, canary_pods, endpoints
+        status = SimpleNamespace(observed_generation=1, updated_replicas=3, ready_replicas=3,
+                                 available_replicas=3, replicas=3)  # fmt: skip
+        deployment = SimpleNamespace(
+            spec=SimpleNamespace(replicas=3), status=status, metadata=SimpleNamespace(generation=1)
+        )
+        self.apps = SimpleNamespace(read_namespaced_deployment=lambda name, ns: deployment)
+
+    def pods(self, selector):
+        return self.target_pods
+
+    def endpoint_pods(self, service):
+        return self.endpoints, set()
+
+    def selected_pods(self, service):
+        return {p.name for p in self.target_pods + self.canary_pods}
+
+
+def settled(tmp_path, target_pods, canary_pods, endpoints) -> bool:
+    (tmp_path / "manifests").mkdir(exist_ok=True)
+    (tmp_path / "verify.toml").write_text(MINIMAL)
+    kube = StandInKube(target_pods, canary_pods, endpoints)
+    return Deployment(kube, load(tmp_path / "verify.toml"), "web:1").settled(3).done
+
+
+def test_a_canary_behind_the_service_does_not_unsettle_the_deployment(tmp_path):
+    ours = [pod("web-a"), pod("web-b"), pod("web-c")]
+    endpoints = {"web-a", "web-b", "web-c"}
+    assert settled(tmp_path, ours, [], endpoints)
+    assert settled(tmp_path, ours, [pod("canary-a")], endpoints | {"canary-a"})
+
+
+def test_a_pod_gone_but_still_an_endpoint_keeps_it_unsettled(tmp_path):
+    ours = [pod("web-a"), pod("web-b"), pod("web-c")]
+    assert not settled(tmp_path, ours, [], {"web-a", "web-b", "web-c", "web-gone"})
+    assert not settled(tmp_path, ours, [], {"web-a", "web-b"})  # one not yet behind it
+    assert not settled(tmp_path, [*ours[:2], pod("web-c", terminating=True)], [],
+                       {"web-a", "web-b", "web-c"})  # fmt: skip
