@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeverify import Image, KindProvider, Splits, judge_split, objects_of
-from kubeverify.target import Group, Split
+from kubeverify import Image, KindProvider, Split, SplitGroup, Splits, judge_split, objects_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = "iris-classifier-canary"  # manifests/canary's Deployment
@@ -34,8 +33,8 @@ def route(path: str, stable: float, canary: float) -> Split:
     return Split(
         name=f"weighted route /{path}, declared {stable:g}/{canary:g}",
         groups=(
-            Group("stable", "app=iris-classifier,track=stable", stable),
-            Group("canary", "app=iris-classifier,track=canary", canary),
+            SplitGroup("stable", "app=iris-classifier,track=stable", stable),
+            SplitGroup("canary", "app=iris-classifier,track=canary", canary),
         ),
         url=f"{ROUTE_URL}/{path}",
     )

@@ -23,7 +23,7 @@ USERS = ("e2e", "loadtest", "bench", "examples", "ci")
 PUBLIC = {
     "__version__",
     # what to verify
-    "Target", "TargetError", "Image", "load_target",
+    "Target", "TargetError", "Image", "Split", "SplitGroup", "load_target",
     # the stage and where its cluster comes from
     "Stage", "Provider", "Option", "KindProvider", "ExistingClusterProvider", "PreflightError",
     "KubeTarget", "Deployment",

@@ -25,6 +25,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "Target": ("kubeverify.target", None),
     "TargetError": ("kubeverify.target", None),
     "Image": ("kubeverify.target", None),
+    "Split": ("kubeverify.target", None),
+    "SplitGroup": ("kubeverify.target", "Group"),
     "load_target": ("kubeverify.target", "load"),
     # The stage, and where its cluster comes from
     "Stage": ("kubeverify.stage", None),
