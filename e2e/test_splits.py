@@ -8,8 +8,8 @@ version, beside the 3 stable replicas, behind the same Services):
   Service with the weights in its configuration, checked at 90/10 and 70/30, a canary weighted
   0 that must get nothing, and a route really weighted 50/50 declared 90/10, which must fail;
 - a canary progression: 1, 2, 3 canary replicas, the split tracking each step;
-- last, kubeverify's standard check (verify.toml's [[splits]]: the canary at its replica ratio),
-  which applies the canary as declared (1 replica) and deletes it after.
+- first, kubeverify's standard check (verify.toml's [[splits]]: the canary at its replica
+  ratio), which applies the canary as declared (1 replica) and deletes it after.
 
 One canary and one route serve all of them, made once for the module.
 """
@@ -38,6 +38,12 @@ def route(path: str, stable: float, canary: float) -> Split:
         ),
         url=f"{ROUTE_URL}/{path}",
     )
+
+
+class TestSplits(Splits):
+    # First, before this module's canary: the standard check applies the canary as declared
+    # and deletes it after, and it starts from the stable track alone, every pod answering.
+    __doc__ = Splits.__doc__
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +121,3 @@ def test_a_canary_progression_splits_as_each_step_declares(canary, judged, stage
         )
         assert verdict.passed, verdict.explain()
         assert verdict.figures["declared"]["canary"] == replicas / (replicas + target.replicas)
-
-
-@pytest.mark.usefixtures("canary")
-class TestSplits(Splits):
-    # Last: it applies the canary as declared (back to 1 replica) and deletes it after.
-    __doc__ = Splits.__doc__

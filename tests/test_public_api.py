@@ -29,7 +29,7 @@ PUBLIC = {
     "KubeTarget", "Deployment",
     "render_manifests",
     # the suites
-    "Replicas", "Scaling", "Balance", "Resilience", "Affinity", "Splits",
+    "Replicas", "Scaling", "Balance", "Resilience", "Affinity", "Splits", "Shutdown",
     # verdicts
     "Verdict", "ErrorRates", "Shares", "no_failures", "verdict_from_json", "balance_verdict",
     "fresh_connection_draws", "keep_alive_draws", "split_verdict", "judge_split", "objects_of",

@@ -45,6 +45,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "Resilience": ("kubeverify.suites", None),
     "Affinity": ("kubeverify.suites", None),
     "Splits": ("kubeverify.suites", None),
+    "Shutdown": ("kubeverify.suites", None),
     # Verdicts
     "Verdict": ("kubeverify.verdict", None),
     "ErrorRates": ("kubeverify.verdict", None),

@@ -239,7 +239,17 @@ def endpoint(stage: Stage) -> Endpoint:
 
 
 @pytest.fixture(scope="session")
-def deployment(stage: Stage, image: str) -> Deployment:
+def shutdowns(stage: Stage, target: Target):
+    """How each of the target's pods deleted during the session shut down (a watch on them,
+    from before the Deployment is rolled out)."""
+    from kubeverify.shutdown import ShutdownWatch
+
+    with ShutdownWatch(stage.kube, target.selector).running() as watch:
+        yield watch
+
+
+@pytest.fixture(scope="session")
+def deployment(stage: Stage, image: str, shutdowns) -> Deployment:
     return stage.roll_out(image)
 
 

@@ -131,6 +131,9 @@ class Target:
     workers: int = DEFAULT_WORKERS
     container: str | None = None  # the container whose image is set; None: the first
     splits: tuple[Split, ...] = ()  # traffic declared to split over groups of pods
+    # A pod that ignores SIGTERM (killed when its grace period runs out) fails the run, rather
+    # than being reported as a finding.
+    enforce_sigterm_exit: bool = False
 
     @property
     def base_url(self) -> str:
@@ -158,6 +161,7 @@ _TOP = {
     "probe",
     "cluster",
     "container",
+    "shutdown",
 }
 
 
@@ -210,6 +214,11 @@ def parse(document: dict[str, Any], source: Path) -> Target:
     kind_config = fields.text(cluster, "kind_config", "cluster.", required=False)
     if kind_config and not (here / kind_config).is_file():
         fields.fail("cluster.kind_config", f"{here / kind_config} does not exist")
+    shutdown = fields.table(document, "shutdown", required=False)
+    fields.unknown(shutdown, {"enforce_sigterm_exit"}, "shutdown.")
+    enforce = shutdown.get("enforce_sigterm_exit", False)
+    if not isinstance(enforce, bool):
+        fields.fail("shutdown.enforce_sigterm_exit", f"must be true or false, not {enforce!r}")
     return Target(
         source=source,
         name=fields.text(document, "deployment"),
@@ -238,6 +247,7 @@ def parse(document: dict[str, Any], source: Path) -> Target:
         ),
         container=fields.text(document, "container", required=False),
         splits=tuple(fields.split(entry, i, here) for i, entry in enumerate(fields.splits())),
+        enforce_sigterm_exit=enforce,
     )
 
 

@@ -73,7 +73,8 @@ class Shares:
 class Verdict:
     """One judgement. `check` names what was judged; `summary` says in one line what was seen;
     `details` add lines (the pods that got nothing, say); `figures` are the numbers it rests on,
-    as JSON; `control`: a negative control, which must fail for the check to mean anything."""
+    as JSON; `control`: a negative control, which must fail for the check to mean anything;
+    `advisory`: a finding the run reports and does not fail on (the target did not ask it to)."""
 
     check: str
     passed: bool
@@ -83,9 +84,12 @@ class Verdict:
     details: tuple[str, ...] = ()
     shares: Shares | None = None
     control: bool = False
+    advisory: bool = False
 
     @property
     def outcome(self) -> str:
+        if self.advisory and not self.passed and not self.control:
+            return "FINDING, reported and not failed on: the target does not enforce it"
         if not self.control:
             return "PASSED" if self.passed else "FAILED"
         if self.passed:
@@ -94,8 +98,9 @@ class Verdict:
 
     @property
     def as_it_must(self) -> bool:
-        """Whether the run is content with it: passed, or a negative control that failed."""
-        return self.passed != self.control
+        """Whether the run is content with it: passed, a negative control that failed, or a
+        finding the target does not enforce."""
+        return self.passed != self.control or (self.advisory and not self.control)
 
     def line(self) -> str:
         """One line: check, outcome, what was seen, the error rates claimed."""
@@ -110,6 +115,7 @@ class Verdict:
             "check": self.check,
             "passed": self.passed,
             "control": self.control,
+            "advisory": self.advisory,
             "summary": self.summary,
             "details": list(self.details),
             "rates": self.rates.to_json() if self.rates else None,
@@ -137,6 +143,7 @@ def from_json(data: Mapping[str, Any]) -> Verdict:
         if shares
         else None,
         control=data.get("control", False),
+        advisory=data.get("advisory", False),
     )
 
 

@@ -15,6 +15,7 @@ from kubeverify.suites.balance import Balance
 from kubeverify.suites.replicas import Replicas
 from kubeverify.suites.resilience import Resilience
 from kubeverify.suites.scaling import Scaling
+from kubeverify.suites.shutdown import Shutdown
 from kubeverify.suites.splits import Splits
 
-__all__ = ["Affinity", "Balance", "Replicas", "Resilience", "Scaling", "Splits"]
+__all__ = ["Affinity", "Balance", "Replicas", "Resilience", "Scaling", "Shutdown", "Splits"]

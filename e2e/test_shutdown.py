@@ -1,0 +1,5 @@
+from kubeverify import Shutdown
+
+
+class TestShutdown(Shutdown):
+    __doc__ = Shutdown.__doc__
