@@ -34,9 +34,10 @@ class PodState:
     ready: bool
     terminating: bool
     restarts: int
+    exited: bool = False  # every container has terminated: the pod no longer serves
 
     def line(self) -> str:
-        flags = " terminating" if self.terminating else ""
+        flags = (" terminating" if self.terminating else "") + (" exited" if self.exited else "")
         return (
             f"{self.name:<40} node={self.node} ip={self.ip} phase={self.phase} "
             f"ready={self.ready} restarts={self.restarts}{flags}"
@@ -242,4 +243,5 @@ def _pod_state(pod: k8s.V1Pod) -> PodState:
         ready=conditions.get("Ready") == "True",
         terminating=pod.metadata.deletion_timestamp is not None,
         restarts=sum(s.restart_count for s in statuses),
+        exited=bool(statuses) and all(s.state and s.state.terminated for s in statuses),
     )

@@ -135,6 +135,11 @@ def _exited(pod: Mapping[str, Any]) -> bool:
     )
 
 
+def _all_exited(pod: Mapping[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return bool(statuses) and all((c.get("state") or {}).get("terminated") for c in statuses)
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -240,6 +245,9 @@ class ShutdownWatch:
                 self._deleting.setdefault(name, pod)
             if _exited(pod):
                 self._last[name] = pod
+            if name in self._deleting and _all_exited(pod):
+                # Gone in all but name: the kubelet removes it from the API seconds later.
+                self._ended[name] = of_pod(self._deleting[name], pod)
             if kind == "DELETED":
                 deleting = self._deleting.pop(name, pod)
                 ended = of_pod(deleting, self._last.pop(name, pod))

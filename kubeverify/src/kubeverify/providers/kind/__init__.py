@@ -128,8 +128,8 @@ class KindProvider:
         return self.cluster.up()
 
     def make_available(self, image: Image) -> str:
-        """Built from its context when the image names one, then loaded into every node (when
-        a node lacks it: a kept cluster's nodes may have it already)."""
+        """Built from its context when the image names one, then loaded into every node that
+        runs pods (when one lacks it: a kept cluster's nodes may have it already)."""
         from kubeverify.providers.kind.image import build_target_image
 
         if image.context is not None:

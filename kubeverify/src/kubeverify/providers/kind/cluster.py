@@ -240,16 +240,29 @@ class KindProjectCluster:
                 f"{self.name}"
             )
 
+    def scheduling_nodes(self) -> list[str]:
+        """The nodes pods run on: the workers, or the control plane of a cluster without any
+        (kind lifts its taint then). Loading an image into a control plane that runs no pods
+        costs a third of the load time of a two-worker cluster."""
+        nodes = read([self.kind, "get", "nodes", "--name", self.name]).split()
+        roles = {
+            node: _inspect(node, f'{{{{index .Config.Labels "{ROLE_LABEL}"}}}}') for node in nodes
+        }
+        workers = [node for node in nodes if roles[node] == "worker"]
+        return workers or nodes
+
     def load_image(self, tag: str) -> None:
         image_id = read(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
-        nodes = read([self.kind, "get", "nodes", "--name", self.name]).split()
+        nodes = self.scheduling_nodes()
         if nodes and all(_node_has_image(node, tag, image_id) for node in nodes):
             self.timer.note(f"every node already has {tag} ({image_id[:19]}): not loaded")
             return
         with self.timer.phase(f"load image {tag} into the nodes"):
             code, output = stream(
-                [self.kind, "load", "docker-image", "--name", self.name, tag], self.timer.say
-            )
+                [self.kind, "load", "docker-image", "--name", self.name, "--nodes",
+                 ",".join(nodes), tag],
+                self.timer.say,
+            )  # fmt: skip
             if code != 0:
                 raise RuntimeError(f"kind load docker-image {tag} failed ({code}): {output[-5:]}")
 
