@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeverify import KindProvider
+from kubeverify import KindProvider, Observation, wait_until
 from service.app import HEALTHY
 from service.schemas import TUTORIAL_SAMPLE
 
@@ -135,6 +135,13 @@ def test_the_tutorials_steps_work_as_the_readme_prints_them(
         two = deployment.wait_settled(2)
         assert len(two) == 2
         assert set(two) < set(settled_pods)
+        # The removed pod has exited; a person's `kubectl get pods` lists it until the kubelet
+        # removes it from the API, some seconds later: the listing is taken after that.
+        wait_until(
+            lambda: Observation(len(kube.pods("app=iris-classifier")) == 2, "pods in the API"),
+            what="the removed pod gone from the API",
+            timeout=60,
+        )
         listed = replay.run("kubectl get pods -l app=iris-classifier --no-headers")
         assert len(listed.stdout.splitlines()) == 2, listed.stdout
     finally:
