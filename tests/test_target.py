@@ -55,6 +55,9 @@ def test_a_minimal_target_takes_the_defaults(write):
     )
     assert target.base_url == "http://127.0.0.1:30099"
     assert target.manifests == write(MINIMAL).parent / "manifests"
+    assert target.enforce_sigterm_exit is False  # a pod that ignores SIGTERM is a finding
+    enforced = load(write(MINIMAL + "\n[shutdown]\nenforce_sigterm_exit = true\n"))
+    assert enforced.enforce_sigterm_exit is True
 
 
 @pytest.mark.parametrize(
@@ -72,6 +75,8 @@ def test_a_minimal_target_takes_the_defaults(write):
         (('url = "http://127.0.0.1:30099"', ""), "at least one service needs a url"),
         (('tag = "web:1"', 'tag = "web:1"\nbuild = "."'), "image.build: no Dockerfile"),
         (('tag = "web:1"', 'tag = "web:1"\ndockerfile = "D"'), "needs image.build"),
+        (("[probe]", "[shutdown]\nenforce_sigterm_exit = 1\n[probe]"), "must be true or false"),
+        (("[probe]", "[shutdown]\nenforce = true\n[probe]"), "shutdown.enforce: unknown"),
     ],
 )
 def test_each_mistake_names_the_file_and_the_field(write, change, message):
