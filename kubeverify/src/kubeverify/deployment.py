@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from kubeverify.apiversions import as_served
-from kubeverify.kube import KubeTarget
+from kubeverify.kube import KubectlError, KubeTarget
 from kubeverify.target import Target
 from kubeverify.waiting import Observation, wait_until
 
@@ -75,21 +75,29 @@ def objects_of(
     served, _ = as_served(objects, kube.api_versions)
     text = yaml.safe_dump_all(served)
     kube.kubectl("apply", "-f", "-", stdin=text)
+    deployments = [doc for doc in served if doc.get("kind") == "Deployment"]
     try:
         yield served
     finally:
-        kube.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=true", stdin=text,
-                     timeout=timeout)  # fmt: skip
+        # Scaled to 0 first: the ReplicaSet controller stops the pods at once, where after a
+        # delete the garbage collector does, and it took up to 70 s to here (1 s as often).
+        for deployment in deployments:
+            try:
+                kube.kubectl("scale", f"deployment/{deployment['metadata']['name']}",
+                             "--replicas=0")  # fmt: skip
+            except KubectlError:  # gone already: the delete below says no more
+                pass
         selectors = [
             ",".join(f"{k}={v}" for k, v in doc["spec"]["selector"]["matchLabels"].items())
-            for doc in served
-            if doc.get("kind") == "Deployment"
+            for doc in deployments
         ]
         wait_until(
             lambda: _gone(kube, selectors),
             what=f"the pods of {directory.name} exited",
             timeout=timeout,
         )
+        kube.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=true", stdin=text,
+                     timeout=timeout)  # fmt: skip
 
 
 def _gone(kube: KubeTarget, selectors: list[str]) -> Observation:
