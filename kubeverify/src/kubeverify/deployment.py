@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import yaml
@@ -82,11 +82,9 @@ def objects_of(
         # Scaled to 0 first: the ReplicaSet controller stops the pods at once, where after a
         # delete the garbage collector does, and it took up to 70 s to here (1 s as often).
         for deployment in deployments:
-            try:
+            with suppress(KubectlError):  # gone already: the delete below says no more
                 kube.kubectl("scale", f"deployment/{deployment['metadata']['name']}",
                              "--replicas=0")  # fmt: skip
-            except KubectlError:  # gone already: the delete below says no more
-                pass
         selectors = [
             ",".join(f"{k}={v}" for k, v in doc["spec"]["selector"]["matchLabels"].items())
             for doc in deployments
