@@ -1,5 +1,6 @@
-"""How the Service spreads requests (kubeverify's standard balance checks), and a partial
-skew on the real cluster that the verdict must catch."""
+"""How the Service spreads requests (kubeverify's standard balance checks, with per-pod
+health on the same draws), and on the real cluster the negative controls of both: a partial
+skew the balance verdict must catch, and a pod starved of CPU that per-pod health must name."""
 
 import copy
 
@@ -9,7 +10,10 @@ from e2e import nodeport
 from kubeverify import (
     Balance,
     Observation,
+    answers_by_pod,
     balance_verdict,
+    fresh_connection_draws,
+    health_verdict,
     render_manifests,
     wait_until,
     wait_until_every_pod_answers,
@@ -24,30 +28,33 @@ SKEW_APP = "iris-skew"
 TWIN = "iris-skew-twin"
 
 
-def _skew_deployments(deployment) -> list[dict]:
-    """Two Deployments of the iris image labelled app=iris-skew: two pods that name
-    themselves, and two that both answer as TWIN."""
+def _iris_copy(deployment, name: str, app: str, replicas: int) -> dict:
+    """The target's Deployment, renamed `name`, its pods labelled app=`app` (and by name), so
+    that only a Service made to select them reaches them."""
     (iris,) = [
         doc
         for doc in render_manifests(deployment.target, deployment.image)
         if doc["kind"] == "Deployment"
     ]
-    made = []
-    for name, pod_name in (("iris-skew-named", None), (TWIN, TWIN)):
-        doc = copy.deepcopy(iris)
-        doc["metadata"] = {"name": name, "labels": {"app": SKEW_APP}}
-        doc["spec"]["replicas"] = 2
-        doc["spec"]["selector"] = {"matchLabels": {"app": SKEW_APP, "skew": name}}
-        doc["spec"]["template"]["metadata"]["labels"] = {"app": SKEW_APP, "skew": name}
-        spec = doc["spec"]["template"]["spec"]
-        spec.pop("topologySpreadConstraints", None)
-        if pod_name:
-            for env in spec["containers"][0]["env"]:
-                if env["name"] == "POD_NAME":
-                    env.pop("valueFrom")
-                    env["value"] = pod_name
-        made.append(doc)
-    return made
+    doc = copy.deepcopy(iris)
+    doc["metadata"] = {"name": name, "labels": {"app": app}}
+    doc["spec"]["replicas"] = replicas
+    doc["spec"]["selector"] = {"matchLabels": {"app": app, "part": name}}
+    doc["spec"]["template"]["metadata"]["labels"] = {"app": app, "part": name}
+    doc["spec"]["template"]["spec"].pop("topologySpreadConstraints", None)
+    return doc
+
+
+def _skew_deployments(deployment) -> list[dict]:
+    """Two Deployments of the iris image labelled app=iris-skew: two pods that name
+    themselves, and two that both answer as TWIN."""
+    named = _iris_copy(deployment, "iris-skew-named", SKEW_APP, 2)
+    twins = _iris_copy(deployment, TWIN, SKEW_APP, 2)
+    for env in twins["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if env["name"] == "POD_NAME":
+            env.pop("valueFrom")
+            env["value"] = TWIN
+    return [named, twins]
 
 
 def test_a_partial_skew_fails_through_the_chi_square(
@@ -60,7 +67,7 @@ def test_a_partial_skew_fails_through_the_chi_square(
     kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
     try:
         skewed = wait_until(
-            lambda: _ready_skew_pods(kube), what="4 iris-skew pods ready", timeout=120
+            lambda: _ready_pods(kube, SKEW_APP, 4), what="4 iris-skew pods ready", timeout=120
         ).value
         with nodeport.selecting(kube, {"app": SKEW_APP}, skewed, back_to=settled_pods):
             identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
@@ -83,6 +90,48 @@ def test_a_partial_skew_fails_through_the_chi_square(
     assert not verdict.passed, verdict.explain()
 
 
-def _ready_skew_pods(kube) -> Observation:
-    pods = [p for p in kube.pods(f"app={SKEW_APP}") if p.ready and not p.terminating]
-    return Observation(len(pods) == 4, f"ready {[p.name for p in pods]}", {p.name for p in pods})
+def _ready_pods(kube, app: str, count: int) -> Observation:
+    pods = [p for p in kube.pods(f"app={app}") if p.ready and not p.terminating]
+    return Observation(
+        len(pods) == count, f"ready {[p.name for p in pods]}", {p.name for p in pods}
+    )
+
+
+SICK_APP = "iris-sick"
+STARVED = "iris-sick-starved"
+# A CPU limit the pod starts under in seconds and then serves slowly: the iris server spends a
+# few milliseconds of CPU on a request, so at this share requests wait for the next period.
+STARVED_CPU = "100m"
+SICK_DRAWS = 300  # 100 a pod: a pod twice as slow is named with power 1 (tests/test_health.py)
+
+
+def test_a_pod_starved_of_cpu_is_named_by_per_pod_health(
+    settled_pods, deployment, kube, endpoint, record
+):
+    """The negative control of per-pod health: three pods of one Service, one of them under a
+    CPU limit; the balance is even, the pod is ready, and only per-pod latency can name it."""
+    well = _iris_copy(deployment, "iris-sick-well", SICK_APP, 2)
+    starved = _iris_copy(deployment, STARVED, SICK_APP, 1)
+    resources = starved["spec"]["template"]["spec"]["containers"][0]["resources"]
+    resources["requests"]["cpu"] = resources["limits"]["cpu"] = STARVED_CPU
+    documents = [well, starved]
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+    try:
+        pods = wait_until(
+            lambda: _ready_pods(kube, SICK_APP, 3), what="3 iris-sick pods ready", timeout=180
+        ).value
+        with nodeport.selecting(kube, {"app": SICK_APP}, pods, back_to=settled_pods):
+            wait_until_every_pod_answers(endpoint, pods)
+            outcomes = fresh_connection_draws(endpoint, SICK_DRAWS)
+        verdict = record(
+            health_verdict(
+                answers_by_pod(outcomes, sorted(pods)),
+                label=f"negative control: one pod under a CPU limit of {STARVED_CPU}",
+                control=True,
+            )
+        )
+    finally:
+        for document in documents:
+            kube.kubectl("delete", "deployment", document["metadata"]["name"], "--wait=false")
+    assert not verdict.passed, verdict.explain()
+    assert verdict.summary.startswith(f"1 of 3 pods sick: {STARVED}-"), verdict.summary

@@ -50,6 +50,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "Verdict": ("kubeverify.verdict", None),
     "ErrorRates": ("kubeverify.verdict", None),
     "Shares": ("kubeverify.verdict", None),
+    "health_verdict": ("kubeverify.health", "verdict"),
+    "answers_by_pod": ("kubeverify.health", "by_pod"),
     "no_failures": ("kubeverify.verdict", None),
     "verdict_from_json": ("kubeverify.verdict", "from_json"),
     "balance_verdict": ("kubeverify.sampling", None),

@@ -71,6 +71,20 @@ def balance_verdict(
     """Traffic judged for balance, one draw of kube-proxy's at a time: by the group-sequential
     test (stopping as soon as its bounds decide), or with `how == "fixed"` by the fixed-size
     test. A failed request fails the verdict before any statistics."""
+    return balance_sample(endpoint, pods, how, draws, label=label, say=say, control=control)[0]
+
+
+def balance_sample(
+    endpoint: Endpoint,
+    pods: Sequence[str],
+    how: str = "sequential",
+    draws: Draws = fresh_connection_draws,
+    *,
+    label: str | None = None,
+    say: Callable[[str], None] = print,
+    control: bool = False,
+) -> tuple[Verdict, list[Outcome]]:
+    """`balance_verdict`, and the draws it judged, for other verdicts on the same traffic."""
     design = sequential.design(len(pods))
     say(balance.detectable(design.fixed, len(pods)))
     outcomes, decided = _sample(
@@ -86,7 +100,7 @@ def balance_verdict(
         nodes={o.pod: o.node for o in outcomes if o.node},
         control=control,
         figures={"sent": len(outcomes), "fixed_size": design.fixed},
-    )
+    ), outcomes
 
 
 def split_verdict(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kubeverify import balance, proxymode
+from kubeverify import balance, health, proxymode
 from kubeverify.sampling import (
     assert_one_connection,
-    balance_verdict,
+    balance_sample,
     fresh_connection_draws,
     keep_alive_draws,
 )
@@ -20,8 +20,9 @@ KEEP_ALIVE_REQUESTS = 20
 
 @pytest.mark.usefixtures("settled_pods")
 class Balance:
-    """How the Service spreads requests: fresh connections balance; port-forward and keep-alive
-    pin, and are shown never to judge balancing."""
+    """How the Service spreads requests: fresh connections balance, and no pod answers them
+    worse than its siblings; port-forward and keep-alive pin, and are shown never to judge
+    balancing."""
 
     # Fresh connections, a request each; and keep-alive connections, each one draw (what
     # long-lived clients get: kube-proxy picks a pod per connection), judged with the same test.
@@ -37,10 +38,16 @@ class Balance:
         self, settled_pods, endpoint, record, run, pytestconfig, label, draws
     ):
         how = pytestconfig.getoption("balance_test")
-        verdict = record(
-            balance_verdict(endpoint, settled_pods, how, draws, label=label, say=run.timer.note)
+        verdict, outcomes = balance_sample(
+            endpoint, settled_pods, how, draws, label=label, say=run.timer.note
         )
-        assert verdict.passed, verdict.explain()
+        verdicts = [record(verdict)]
+        if draws is fresh_connection_draws:
+            # The same draws, pod by pod: one replica sick beside well siblings (errors, or
+            # latency past 1.5 times theirs) is averaged away in the balance and the p95.
+            verdicts.append(record(health.verdict(health.by_pod(outcomes, settled_pods))))
+        failed = [v.explain() for v in verdicts if not v.passed]
+        assert not failed, "\n".join(failed)
 
     def test_kube_proxy_spreads_connections_as_its_mode_says(
         self, settled_pods, endpoint, stage, record
