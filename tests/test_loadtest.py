@@ -78,7 +78,28 @@ def test_the_report_survives_the_trip_as_plain_data():
         "connection_ids": {"pod-a": ["10.0.0.1:4000/1"]},
         "named_answers": {"pod-a": 1},
         "groups": {},
+        "answers": {},
     }
+
+
+def test_each_pods_first_answers_are_kept_for_its_health_and_merged_up_to_the_cap():
+    from kubeverify.locust import tally as tallies
+
+    master, worker = Tally(), Tally()
+    worker.answered("pod-a", 0.004, False)
+    worker.answered("pod-a", 0.2, True)
+    master.merge(json.loads(json.dumps(worker.take())))
+    assert master.answers == {"pod-a": [(0.004, False), (0.2, True)]}
+    assert not worker.answers
+    for _ in range(tallies.MAX_ANSWERS_PER_POD + 5):
+        worker.answered("pod-b", 0.003, False)
+    master.merge(worker.take())
+    master.merge({"answers": {"pod-b": [[0.003, False]]}})
+    assert len(master.answers["pod-b"]) == tallies.MAX_ANSWERS_PER_POD
+    master.record("pod-a", None)
+    master.record("pod-a", None)
+    (row,) = tallies.pod_rows(master)[:1]
+    assert (row["name"], row["failed"], row["median_ms"]) == ("pod-a", 1, "200.0")
 
 
 def test_connections_are_the_distinct_ones_each_pod_named():

@@ -13,6 +13,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class FakeService:
     # False: answers never say `Connection: close`, so the client keeps its connection open
     # even when it asked for a new one per request.
     honours_close: bool = True
+    # Pods that answer late by this many seconds (a sick replica beside well siblings).
+    slow: dict[str, float] = field(default_factory=dict)
     connections: int = 0
     requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +70,8 @@ class FakeService:
             def _answer(self, body: bytes) -> None:
                 with service._lock:
                     service.requests += 1
+                if delay := service.slow.get(self.pod):
+                    time.sleep(delay)
                 self.send_response(service.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -198,6 +203,22 @@ def test_a_service_short_of_pods_fails_naming_the_missing_ones():
     print(run.stdout)
     assert run.returncode == 1
     assert "1 short, no response from pod-c" in run.stdout
+
+
+def test_a_slow_pod_beside_well_siblings_is_named_by_per_pod_health():
+    # Even counts, no error, a p95 within bounds: only the pod's latency beside its siblings'
+    # tells it apart.
+    service = FakeService(slow={"pod-b": 0.02})
+    with service.serving() as host:
+        run = locust(host, "--think-time", "0", *NO_CHI_SQUARE)
+    print(run.stdout)
+    assert run.returncode == 1
+    assert (
+        "[FAILED] each pod as healthy as its siblings: per pod: 1 of 3 pods sick: pod-b: median"
+        in run.stdout
+    )
+    assert "[ok] balance skew" in run.stdout
+    assert "[ok] error ratio" in run.stdout
 
 
 def test_errors_and_latency_beyond_the_thresholds_fail():

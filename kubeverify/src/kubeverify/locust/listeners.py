@@ -22,7 +22,7 @@ from locust.runners import WorkerRunner
 
 from kubeverify.answers import answer_problem
 from kubeverify.balance import ALPHA, SKEW
-from kubeverify.locust.tally import Tally, format_tally, share_rows, split_rows
+from kubeverify.locust.tally import Tally, format_tally, pod_rows, share_rows, split_rows
 from kubeverify.locust.verdict import (
     CONNECTION_MODES,
     Judgement,
@@ -36,6 +36,7 @@ from kubeverify.target import DEFAULT_POD_HEADER
 REPORT_KEY = "kubeverify_tally"
 
 TALLY = Tally()
+_environment: list[Environment] = []  # the run's, for listeners Locust does not hand it to
 _final: list[Judgement] = []  # set when the run ends, printed after Locust's own summary
 _peak_users = [0]  # the most users spawned at once: a floor on the connections they opened
 
@@ -178,11 +179,13 @@ def figures(environment: Environment) -> RunFigures:
         reused=TALLY.reused,
         users=_peak_users[0] or None,
         groups=dict(TALLY.groups) if environment.parsed_options.split_header else None,
+        answers=TALLY.answers,
     )
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_kwargs) -> None:
+    _environment[:] = [environment]
     if environment.parsed_options is None:
         return
     try:
@@ -207,6 +210,18 @@ def _on_report_to_master(client_id: str, data: dict, **_kwargs) -> None:
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict, **_kwargs) -> None:
     TALLY.merge(data.get(REPORT_KEY, {}))
+
+
+@events.request.add_listener
+def _on_request(response_time, response=None, exception=None, **_kwargs) -> None:
+    """Each answer's latency and outcome for its pod, as Locust counted it (a failure the
+    locustfile marked included): per-pod health's sample."""
+    environment = _environment[0] if _environment else None
+    headers = getattr(response, "headers", None)
+    if environment is None or environment.parsed_options is None or not headers:
+        return
+    if pod := headers.get(environment.parsed_options.pod_header):
+        TALLY.answered(pod, response_time / 1000, exception is not None)
 
 
 @events.spawning_complete.add_listener
@@ -265,7 +280,14 @@ def _extend_web_ui(environment: Environment) -> None:
         *([{"title": "Split", "key": "split"}] if declared else []),
     ]
     web_ui.template_args["extended_tables"] = [
-        {"key": "pods", "structure": columns},
+        {
+            "key": "pods",
+            "structure": [
+                *columns,
+                {"key": "failed", "title": "Failed (first answers)"},
+                {"key": "median_ms", "title": "Median ms"},
+            ],
+        },
         {"key": "nodes", "structure": columns},
         {"key": "split", "structure": [*columns, {"key": "declared", "title": "Declared"}]},
     ]
@@ -275,7 +297,7 @@ def _extend_web_ui(environment: Environment) -> None:
         if request.path == "/stats/requests" and response.is_json:
             body = response.get_json()
             body["extended_stats"] = [
-                {"key": "pods", "data": share_rows(TALLY.pods)},
+                {"key": "pods", "data": pod_rows(TALLY)},
                 {"key": "nodes", "data": share_rows(TALLY.nodes)},
                 {"key": "split", "data": split_rows(TALLY.groups, declared)},
             ]

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 # Connections kept per pod: far more than any verdict's sample needs, and a bound on memory
 # however long the run (past it, connections are not judged).
 MAX_CONNECTIONS_PER_POD = 50_000
+# Answers kept per pod for per-pod health (latency, and whether the run counted it failed):
+# the first of each pod's, enough for its power, bounded however long the run.
+MAX_ANSWERS_PER_POD = 5_000
 
 
 @dataclass
@@ -29,6 +32,13 @@ class Tally:
     # Answers per group of a declared split, by the value of the header that names the group
     # (--split-header: a model version, say).
     groups: Counter[str] = field(default_factory=Counter)
+    # Each pod's first answers: (seconds, whether the run counted it failed).
+    answers: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
+
+    def answered(self, pod: str, seconds: float, failed: bool) -> None:
+        kept = self.answers.setdefault(pod, [])
+        if len(kept) < MAX_ANSWERS_PER_POD:
+            kept.append((seconds, failed))
 
     def record(
         self,
@@ -77,6 +87,9 @@ class Tally:
             "connection_ids": {pod: sorted(seen) for pod, seen in self.connection_ids.items()},
             "named_answers": dict(self.named_answers),
             "groups": dict(self.groups),
+            "answers": {
+                pod: [list(answer) for answer in kept] for pod, kept in self.answers.items()
+            },
         }
 
     def take(self) -> dict[str, dict]:
@@ -93,6 +106,11 @@ class Tally:
         for pod, names in message.get("connection_ids", {}).items():
             seen = self.connection_ids.setdefault(pod, set())
             seen.update(names[: max(0, MAX_CONNECTIONS_PER_POD - len(seen))])
+        for pod, answers in message.get("answers", {}).items():
+            kept = self.answers.setdefault(pod, [])
+            kept += [(seconds, failed) for seconds, failed in answers][
+                : max(0, MAX_ANSWERS_PER_POD - len(kept))
+            ]
 
     def reset(self) -> None:
         self.pods.clear()
@@ -100,6 +118,7 @@ class Tally:
         self.connection_ids.clear()
         self.named_answers.clear()
         self.groups.clear()
+        self.answers.clear()
 
 
 def share_rows(counts: Mapping[str, int]) -> list[dict[str, object]]:
@@ -110,6 +129,18 @@ def share_rows(counts: Mapping[str, int]) -> list[dict[str, object]]:
         {"name": name, "responses": count, "share": f"{count / total:.1%}"}
         for name, count in ordered
     ]
+
+
+def pod_rows(tally: Tally) -> list[dict[str, object]]:
+    """The Pods tab: each pod's answers and share, and of its first answers, how many failed and
+    their median latency."""
+    rows = share_rows(tally.pods)
+    for row in rows:
+        kept = tally.answers.get(str(row["name"]), [])
+        seconds = sorted(answer[0] for answer in kept)
+        row["failed"] = sum(answer[1] for answer in kept)
+        row["median_ms"] = f"{seconds[len(seconds) // 2] * 1000:.1f}" if seconds else ""
+    return rows
 
 
 def split_rows(groups, declared) -> list[dict[str, object]]:

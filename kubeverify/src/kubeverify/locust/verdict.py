@@ -7,10 +7,10 @@ balance statistics are the e2e harness's own (kubeverify.balance), not a second 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from kubeverify import splits
+from kubeverify import health, splits
 from kubeverify.balance import (
     ALPHA,
     SKEW,
@@ -82,6 +82,8 @@ class RunFigures:
     reused: tuple[int, int] | None = None
     users: int | None = None  # the most users that ran at once
     groups: Mapping[str, int] | None = None  # answers per group of the declared split
+    # Each pod's first answers, (seconds, failed), for per-pod health; None: not kept.
+    answers: Mapping[str, Sequence[tuple[float, bool]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ def evaluate(figures: RunFigures, thresholds: Thresholds) -> Judgement:
     checks.append(pods)
     if figures.transport is Transport.NEW_CONNECTION_PER_REQUEST and figures.reused:
         checks.append(_a_connection_each(figures.reused))
+    if figures.answers and pods.passed and thresholds.pod_count > 1:
+        checks.append(_health(figures, thresholds))
     if figures.transport is Transport.KEEP_ALIVE and figures.connections:
         checks += _balance_of_connections(figures, thresholds, pods, notes)
     elif figures.transport.why_unfit:
@@ -255,6 +259,21 @@ def _declared_split(figures: RunFigures, thresholds: Thresholds, notes: list[str
             figures={"answers": counted, "sampled": needed},
         )
     ]
+
+
+def _health(figures: RunFigures, thresholds: Thresholds) -> Verdict:
+    """Each pod against its siblings, on its first answers: its failed answers and its
+    latency (kubeverify.health, at the run's alpha over the pods)."""
+    pods = thresholds.pod_names or tuple(sorted(figures.pods))
+    answers = [
+        health.PodAnswers(
+            pod,
+            sum(failed for _, failed in (figures.answers or {}).get(pod, ())),
+            tuple(seconds for seconds, _ in (figures.answers or {}).get(pod, ())),
+        )
+        for pod in pods
+    ]
+    return health.verdict(answers, alpha=thresholds.alpha or ALPHA, label="per pod")
 
 
 def _replaced(figures: RunFigures, thresholds: Thresholds) -> Verdict:
