@@ -101,8 +101,8 @@ SICK_APP = "iris-sick"
 STARVED = "iris-sick-starved"
 # A CPU limit the pod starts under in seconds and then serves slowly: the iris server spends a
 # few milliseconds of CPU on a request, so at this share requests wait for the next period.
-STARVED_CPU = "100m"
-SICK_DRAWS = 300  # 100 a pod: a pod twice as slow is named with power 1 (tests/test_health.py)
+STARVED_CPU = "50m"
+SICK_DRAWS = 450  # 150 a pod: a pod twice as slow is named with power 1 (tests/test_health.py)
 
 
 def test_a_pod_starved_of_cpu_is_named_by_per_pod_health(
