@@ -1,18 +1,22 @@
 """How the Service spreads requests (kubeverify's standard balance checks, with per-pod
 health on the same draws), and on the real cluster the negative controls of both: a partial
-skew the balance verdict must catch, and a pod starved of CPU that per-pod health must name."""
+skew the balance verdict must catch, and a pod starved of CPU and one answering 503s, which
+per-pod health must name."""
 
 import copy
+import re
 
+import pytest
 import yaml
 
 from e2e import nodeport
+from e2e import route as route_image
 from kubeverify import (
     Balance,
     Observation,
     answers_by_pod,
     balance_verdict,
-    fresh_connection_draws,
+    fresh_connection_requests,
     health_verdict,
     render_manifests,
     wait_until,
@@ -99,39 +103,100 @@ def _ready_pods(kube, app: str, count: int) -> Observation:
 
 SICK_APP = "iris-sick"
 STARVED = "iris-sick-starved"
+FAILING = "iris-sick-503"
 # A CPU limit the pod starts under in seconds and then serves slowly: the iris server spends a
 # few milliseconds of CPU on a request, so at this share requests wait for the next period.
 STARVED_CPU = "50m"
-SICK_DRAWS = 450  # 150 a pod: a pod twice as slow is named with power 1 (tests/test_health.py)
+FAILING_PERCENT = 20  # of its answers, a 503 from the HAProxy sidecar in front of it
+SICK_REQUESTS = 600  # 150 a pod: each fault named with power 1 (tests/test_health.py)
+# The sidecar: the pod's "http" port, naming the pod in its 503s as the server does in its
+# answers; every other request goes on to the server beside it.
+FAULTS = f"""\
+global
+    maxconn 500
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend faults
+    bind :8080
+    acl failing rand(100) lt {FAILING_PERCENT}
+    http-request return status 503 hdr X-Pod-Name "${{POD_NAME}}" if failing
+    default_backend server
+backend server
+    server app 127.0.0.1:5000
+"""
 
 
-def test_a_pod_starved_of_cpu_is_named_by_per_pod_health(
-    settled_pods, deployment, kube, endpoint, record
+def _failing(deployment) -> list[dict]:
+    """A pod of the iris image behind an HAProxy sidecar that answers FAILING_PERCENT of its
+    requests with a 503 (its ConfigMap, and the Deployment)."""
+    doc = _iris_copy(deployment, FAILING, SICK_APP, 1)
+    spec = doc["spec"]["template"]["spec"]
+    (server,) = spec["containers"]
+    for port in server["ports"]:
+        if port["name"] == "http":
+            port["name"] = "app"  # the sidecar takes the port the Services target
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe in server:
+            server[probe]["httpGet"]["port"] = "app"
+    spec["containers"].append(
+        {
+            "name": "faults",
+            "image": route_image.IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+            ],
+            "volumeMounts": [{"name": "faults", "mountPath": "/etc/route"}],
+        }
+    )
+    spec["volumes"] = [*spec.get("volumes", []), {"name": "faults", "configMap": {"name": FAILING}}]
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": FAILING},
+        "data": {"haproxy.cfg": FAULTS},
+    }
+    return [config, doc]
+
+
+def test_a_starved_pod_and_a_failing_pod_are_named_by_per_pod_health(
+    settled_pods, deployment, stage, kube, endpoint, record
 ):
-    """The negative control of per-pod health: three pods of one Service, one of them under a
-    CPU limit; the balance is even, the pod is ready, and only per-pod latency can name it."""
+    """The negative controls of per-pod health: four pods of one Service, two well, one under
+    a CPU limit and one answering some 503s; the split is even and every pod ready, and only
+    per-pod latency and errors can name the two, each for what is wrong with it."""
+    if not route_image.made_available(stage):
+        pytest.skip("the failing pod's sidecar image is built here; this provider pulls images")
     well = _iris_copy(deployment, "iris-sick-well", SICK_APP, 2)
     starved = _iris_copy(deployment, STARVED, SICK_APP, 1)
     resources = starved["spec"]["template"]["spec"]["containers"][0]["resources"]
     resources["requests"]["cpu"] = resources["limits"]["cpu"] = STARVED_CPU
-    documents = [well, starved]
+    documents = [well, starved, *_failing(deployment)]
     kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
     try:
         pods = wait_until(
-            lambda: _ready_pods(kube, SICK_APP, 3), what="3 iris-sick pods ready", timeout=180
+            lambda: _ready_pods(kube, SICK_APP, 4), what="4 iris-sick pods ready", timeout=180
         ).value
         with nodeport.selecting(kube, {"app": SICK_APP}, pods, back_to=settled_pods):
-            wait_until_every_pod_answers(endpoint, pods)
-            outcomes = fresh_connection_draws(endpoint, SICK_DRAWS)
+            # Answers from the pods before, while kube-proxy catches up, are left out by name.
+            outcomes = fresh_connection_requests(endpoint, SICK_REQUESTS)
         verdict = record(
             health_verdict(
                 answers_by_pod(outcomes, sorted(pods)),
-                label=f"negative control: one pod under a CPU limit of {STARVED_CPU}",
+                label=f"negative control: one pod under a CPU limit of {STARVED_CPU}, one "
+                f"answering {FAILING_PERCENT}% 503s",
                 control=True,
             )
         )
     finally:
-        for document in documents:
-            kube.kubectl("delete", "deployment", document["metadata"]["name"], "--wait=false")
+        kube.kubectl("delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(documents))
     assert not verdict.passed, verdict.explain()
-    assert verdict.summary.startswith(f"1 of 3 pods sick: {STARVED}-"), verdict.summary
+    assert verdict.summary.startswith("2 of 4 pods sick: "), verdict.summary
+    assert re.search(rf"{FAILING}-\S+: \d+ errors of \d+ against 0 of", verdict.summary), (
+        verdict.summary
+    )
+    assert re.search(rf"{STARVED}-\S+: median [\d.]+ ms against", verdict.summary), verdict.summary

@@ -15,17 +15,13 @@ One canary and one route serve all of them, made once for the module.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
-from kubeverify import Image, KindProvider, Split, SplitGroup, Splits, judge_split, objects_of
+from e2e import route as route_image
+from kubeverify import Split, SplitGroup, Splits, judge_split, objects_of
 
-ROOT = Path(__file__).resolve().parents[1]
 CANARY = "iris-classifier-canary"  # manifests/canary's Deployment
-ROUTE = ROOT / "e2e" / "route"
-ROUTE_IMAGE = "iris-route:e2e"  # route.yaml's tag
-ROUTE_URL = "http://127.0.0.1:30082"  # route.yaml's NodePort, which kind-config.yaml publishes
 
 
 def route(path: str, stable: float, canary: float) -> Split:
@@ -36,7 +32,7 @@ def route(path: str, stable: float, canary: float) -> Split:
             SplitGroup("stable", "app=iris-classifier,track=stable", stable),
             SplitGroup("canary", "app=iris-classifier,track=canary", canary),
         ),
-        url=f"{ROUTE_URL}/{path}",
+        url=f"{route_image.URL}/{path}",
     )
 
 
@@ -50,9 +46,7 @@ class TestSplits(Splits):
 def canary(stage, deployment, target):
     """The canary beside the settled stable track, and the route in front of both (where the
     provider builds images), for this module's checks."""
-    routed = stage.provider.name == KindProvider.name
-    if routed:
-        stage.provider.make_available(Image(ROUTE_IMAGE, ROUTE, ROUTE / "Dockerfile"))
+    routed = route_image.made_available(stage)
     # The stable track settled first: with the canary up, the Services' endpoints are not the
     # target's pods alone, which is what settling waits for.
     if not deployment.settled(target.replicas).done:
@@ -61,7 +55,7 @@ def canary(stage, deployment, target):
     (split,) = target.splits
     with (
         objects_of(stage.kube, split.manifests, target, deployment.image),
-        objects_of(stage.kube, ROUTE if routed else None, target, deployment.image),
+        objects_of(stage.kube, route_image.DIRECTORY if routed else None, target, deployment.image),
     ):
         yield split, routed
 
