@@ -58,20 +58,9 @@ TRANSPORTS = {
 }
 
 
-def balance_verdict(
-    endpoint: Endpoint,
-    pods: Sequence[str],
-    how: str = "sequential",
-    draws: Draws = fresh_connection_draws,
-    *,
-    label: str | None = None,
-    say: Callable[[str], None] = print,
-    control: bool = False,
-) -> Verdict:
-    """Traffic judged for balance, one draw of kube-proxy's at a time: by the group-sequential
-    test (stopping as soon as its bounds decide), or with `how == "fixed"` by the fixed-size
-    test. A failed request fails the verdict before any statistics."""
-    return balance_sample(endpoint, pods, how, draws, label=label, say=say, control=control)[0]
+def balance_verdict(endpoint: Endpoint, pods: Sequence[str], *args, **kwargs) -> Verdict:
+    """`balance_sample`'s verdict alone."""
+    return balance_sample(endpoint, pods, *args, **kwargs)[0]
 
 
 def balance_sample(
@@ -84,7 +73,10 @@ def balance_sample(
     say: Callable[[str], None] = print,
     control: bool = False,
 ) -> tuple[Verdict, list[Outcome]]:
-    """`balance_verdict`, and the draws it judged, for other verdicts on the same traffic."""
+    """Traffic judged for balance, one draw of kube-proxy's at a time: by the group-sequential
+    test (stopping as soon as its bounds decide), or with `how == "fixed"` by the fixed-size
+    test; and the draws it judged, for other verdicts on the same traffic. A failed request
+    fails the verdict before any statistics."""
     design = sequential.design(len(pods))
     say(balance.detectable(design.fixed, len(pods)))
     outcomes, decided = _sample(
