@@ -5,6 +5,7 @@ per-pod health must name."""
 
 import copy
 import re
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -67,28 +68,19 @@ def test_a_partial_skew_fails_through_the_chi_square(
     """The negative control of the balance verdict: four pods, two of them answering with one
     name, make a 1:1:2 split over three identities; no pod is starved, so only the
     chi-square can catch it."""
-    documents = _skew_deployments(deployment)
-    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
-    try:
-        skewed = wait_until(
-            lambda: _ready_pods(kube, SKEW_APP, 4), what="4 iris-skew pods ready", timeout=120
-        ).value
-        with nodeport.selecting(kube, {"app": SKEW_APP}, skewed, back_to=settled_pods):
-            identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
-            wait_until_every_pod_answers(endpoint, identities)
-            verdict = record(
-                balance_verdict(
-                    endpoint,
-                    identities,
-                    pytestconfig.getoption("balance_test"),
-                    label="balance, negative control: 4 pods, 2 sharing a name (1:1:2)",
-                    say=run.timer.note,
-                    control=True,
-                )
+    with _selected(kube, _skew_deployments(deployment), SKEW_APP, 4, settled_pods, 120) as skewed:
+        identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
+        wait_until_every_pod_answers(endpoint, identities)
+        verdict = record(
+            balance_verdict(
+                endpoint,
+                identities,
+                pytestconfig.getoption("balance_test"),
+                label="balance, negative control: 4 pods, 2 sharing a name (1:1:2)",
+                say=run.timer.note,
+                control=True,
             )
-    finally:
-        for document in documents:
-            kube.kubectl("delete", "deployment", document["metadata"]["name"], "--wait=false")
+        )
     # Every identity answered: only the chi-square can have failed it.
     assert (verdict.figures["missing"], verdict.figures["unexpected"]) == ([], [])
     assert not verdict.passed, verdict.explain()
@@ -99,6 +91,22 @@ def _ready_pods(kube, app: str, count: int) -> Observation:
     return Observation(
         len(pods) == count, f"ready {[p.name for p in pods]}", {p.name for p in pods}
     )
+
+
+@contextmanager
+def _selected(kube, documents, app: str, count: int, settled_pods, timeout: float):
+    """The block's pods: `documents` applied, their `count` pods (labelled app=`app`) ready
+    and alone behind the NodePort Service; after it, the Service back to the settled pods
+    and the documents deleted, however the block ends."""
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+    try:
+        pods = wait_until(
+            lambda: _ready_pods(kube, app, count), what=f"{count} {app} pods ready", timeout=timeout
+        ).value
+        with nodeport.selecting(kube, {"app": app}, pods, back_to=settled_pods):
+            yield pods
+    finally:
+        kube.kubectl("delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(documents))
 
 
 SICK_APP = "iris-sick"
@@ -176,24 +184,17 @@ def test_a_starved_pod_and_a_failing_pod_are_named_by_per_pod_health(
     resources = starved["spec"]["template"]["spec"]["containers"][0]["resources"]
     resources["requests"]["cpu"] = resources["limits"]["cpu"] = STARVED_CPU
     documents = [well, starved, *_failing(deployment)]
-    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
-    try:
-        pods = wait_until(
-            lambda: _ready_pods(kube, SICK_APP, 4), what="4 iris-sick pods ready", timeout=180
-        ).value
-        with nodeport.selecting(kube, {"app": SICK_APP}, pods, back_to=settled_pods):
-            # Answers from the pods before, while kube-proxy catches up, are left out by name.
-            outcomes = fresh_connection_requests(endpoint, SICK_REQUESTS)
-        verdict = record(
-            health_verdict(
-                answers_by_pod(outcomes, sorted(pods)),
-                label=f"negative control: one pod under a CPU limit of {STARVED_CPU}, one "
-                f"answering {FAILING_PERCENT}% 503s",
-                control=True,
-            )
+    with _selected(kube, documents, SICK_APP, 4, settled_pods, 180) as pods:
+        # Answers from the pods before, while kube-proxy catches up, are left out by name.
+        outcomes = fresh_connection_requests(endpoint, SICK_REQUESTS)
+    verdict = record(
+        health_verdict(
+            answers_by_pod(outcomes, sorted(pods)),
+            label=f"negative control: one pod under a CPU limit of {STARVED_CPU}, one "
+            f"answering {FAILING_PERCENT}% 503s",
+            control=True,
         )
-    finally:
-        kube.kubectl("delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(documents))
+    )
     assert not verdict.passed, verdict.explain()
     assert verdict.summary.startswith("2 of 4 pods sick: "), verdict.summary
     assert re.search(rf"{FAILING}-\S+: \d+ errors of \d+ against 0 of", verdict.summary), (
