@@ -3,24 +3,18 @@ health on the same draws), and on the real cluster the negative controls of both
 skew the balance verdict must catch, and a pod starved of CPU and one answering 503s, which
 per-pod health must name."""
 
-import copy
 import re
-from contextlib import contextmanager
 
 import pytest
-import yaml
 
-from e2e import nodeport
 from e2e import route as route_image
+from e2e.controls import iris_copy, selected
 from kubeverify import (
     Balance,
-    Observation,
     answers_by_pod,
     balance_verdict,
     fresh_connection_requests,
     health_verdict,
-    render_manifests,
-    wait_until,
     wait_until_every_pod_answers,
 )
 
@@ -33,28 +27,11 @@ SKEW_APP = "iris-skew"
 TWIN = "iris-skew-twin"
 
 
-def _iris_copy(deployment, name: str, app: str, replicas: int) -> dict:
-    """The target's Deployment, renamed `name`, its pods labelled app=`app` (and by name), so
-    that only a Service made to select them reaches them."""
-    (iris,) = [
-        doc
-        for doc in render_manifests(deployment.target, deployment.image)
-        if doc["kind"] == "Deployment"
-    ]
-    doc = copy.deepcopy(iris)
-    doc["metadata"] = {"name": name, "labels": {"app": app}}
-    doc["spec"]["replicas"] = replicas
-    doc["spec"]["selector"] = {"matchLabels": {"app": app, "part": name}}
-    doc["spec"]["template"]["metadata"]["labels"] = {"app": app, "part": name}
-    doc["spec"]["template"]["spec"].pop("topologySpreadConstraints", None)
-    return doc
-
-
 def _skew_deployments(deployment) -> list[dict]:
     """Two Deployments of the iris image labelled app=iris-skew: two pods that name
     themselves, and two that both answer as TWIN."""
-    named = _iris_copy(deployment, "iris-skew-named", SKEW_APP, 2)
-    twins = _iris_copy(deployment, TWIN, SKEW_APP, 2)
+    named = iris_copy(deployment, "iris-skew-named", SKEW_APP, 2)
+    twins = iris_copy(deployment, TWIN, SKEW_APP, 2)
     for env in twins["spec"]["template"]["spec"]["containers"][0]["env"]:
         if env["name"] == "POD_NAME":
             env.pop("valueFrom")
@@ -68,7 +45,7 @@ def test_a_partial_skew_fails_through_the_chi_square(
     """The negative control of the balance verdict: four pods, two of them answering with one
     name, make a 1:1:2 split over three identities; no pod is starved, so only the
     chi-square can catch it."""
-    with _selected(kube, _skew_deployments(deployment), SKEW_APP, 4, settled_pods, 120) as skewed:
+    with selected(kube, _skew_deployments(deployment), SKEW_APP, 4, settled_pods, 120) as skewed:
         identities = sorted({pod for pod in skewed if not pod.startswith(TWIN)} | {TWIN})
         wait_until_every_pod_answers(endpoint, identities)
         verdict = record(
@@ -84,29 +61,6 @@ def test_a_partial_skew_fails_through_the_chi_square(
     # Every identity answered: only the chi-square can have failed it.
     assert (verdict.figures["missing"], verdict.figures["unexpected"]) == ([], [])
     assert not verdict.passed, verdict.explain()
-
-
-def _ready_pods(kube, app: str, count: int) -> Observation:
-    pods = [p for p in kube.pods(f"app={app}") if p.ready and not p.terminating]
-    return Observation(
-        len(pods) == count, f"ready {[p.name for p in pods]}", {p.name for p in pods}
-    )
-
-
-@contextmanager
-def _selected(kube, documents, app: str, count: int, settled_pods, timeout: float):
-    """The block's pods: `documents` applied, their `count` pods (labelled app=`app`) ready
-    and alone behind the NodePort Service; after it, the Service back to the settled pods
-    and the documents deleted, however the block ends."""
-    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
-    try:
-        pods = wait_until(
-            lambda: _ready_pods(kube, app, count), what=f"{count} {app} pods ready", timeout=timeout
-        ).value
-        with nodeport.selecting(kube, {"app": app}, pods, back_to=settled_pods):
-            yield pods
-    finally:
-        kube.kubectl("delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(documents))
 
 
 SICK_APP = "iris-sick"
@@ -140,7 +94,7 @@ backend server
 def _failing(deployment) -> list[dict]:
     """A pod of the iris image behind an HAProxy sidecar that answers FAILING_PERCENT of its
     requests with a 503 (its ConfigMap, and the Deployment)."""
-    doc = _iris_copy(deployment, FAILING, SICK_APP, 1)
+    doc = iris_copy(deployment, FAILING, SICK_APP, 1)
     spec = doc["spec"]["template"]["spec"]
     (server,) = spec["containers"]
     for port in server["ports"]:
@@ -179,12 +133,12 @@ def test_a_starved_pod_and_a_failing_pod_are_named_by_per_pod_health(
     per-pod latency and errors can name the two, each for what is wrong with it."""
     if not route_image.made_available(stage):
         pytest.skip("the failing pod's sidecar image is built here; this provider pulls images")
-    well = _iris_copy(deployment, "iris-sick-well", SICK_APP, 2)
-    starved = _iris_copy(deployment, STARVED, SICK_APP, 1)
+    well = iris_copy(deployment, "iris-sick-well", SICK_APP, 2)
+    starved = iris_copy(deployment, STARVED, SICK_APP, 1)
     resources = starved["spec"]["template"]["spec"]["containers"][0]["resources"]
     resources["requests"]["cpu"] = resources["limits"]["cpu"] = STARVED_CPU
     documents = [well, starved, *_failing(deployment)]
-    with _selected(kube, documents, SICK_APP, 4, settled_pods, 180) as pods:
+    with selected(kube, documents, SICK_APP, 4, settled_pods, 180) as pods:
         # Answers from the pods before, while kube-proxy catches up, are left out by name.
         outcomes = fresh_connection_requests(endpoint, SICK_REQUESTS)
     verdict = record(

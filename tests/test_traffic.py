@@ -122,6 +122,10 @@ def test_no_request_lost_needs_enough_requests_spanning_the_change():
     assert not failed.passed
     assert "1 failed" in failed.explain()
     assert "ConnectError: refused (from pod-a)" in failed.explain()
+    # Too few to bound a rate, but a failure is a failure: the summary says it, not the count.
+    few_and_failed = traffic.verdict(5.0, 6.0, "rollout")
+    assert not few_and_failed.passed
+    assert few_and_failed.summary == "1 of 11 requests during its 1.0 s failed"
 
 
 def test_shared_connections_counts_requests_on_a_connection_already_used():

@@ -53,6 +53,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "health_verdict": ("kubeverify.health", "verdict"),
     "answers_by_pod": ("kubeverify.health", "by_pod"),
     "no_failures": ("kubeverify.verdict", None),
+    "drain_under_traffic": ("kubeverify.drain", "under_traffic"),
+    "fullest_node": ("kubeverify.drain", None),
     "verdict_from_json": ("kubeverify.verdict", "from_json"),
     "balance_verdict": ("kubeverify.sampling", None),
     "fresh_connection_draws": ("kubeverify.sampling", None),

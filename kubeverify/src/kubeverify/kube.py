@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -109,32 +110,42 @@ class KubeTarget:
         items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
 
+    def _resource(self, group: str, kind: str, versions: tuple[str, ...]):
+        """The API resource `kind` of `group` in the first of `versions` the server serves."""
+        resources = DynamicClient(self.api).resources
+        for version in versions:
+            try:
+                return resources.get(api_version=f"{group}/{version}", kind=kind)
+            except ResourceNotFoundError:
+                continue
+        raise KubectlError(f"the server has no {kind} API ({group} {' or '.join(versions)})")
+
     @cached_property
     def endpoint_slices(self):
         """EndpointSlices as discovery.k8s.io/v1 where the server has it (Kubernetes 1.21 and
         later), else v1beta1 (1.17 to 1.24): the Endpoints API is deprecated from 1.33 on."""
-        resources = DynamicClient(self.api).resources
-        for version in ("v1", "v1beta1"):
-            try:
-                return resources.get(
-                    api_version=f"discovery.k8s.io/{version}", kind="EndpointSlice"
-                )
-            except ResourceNotFoundError:
-                continue
-        raise KubectlError("the server has no EndpointSlice API (discovery.k8s.io v1 or v1beta1)")
+        return self._resource("discovery.k8s.io", "EndpointSlice", ("v1", "v1beta1"))
 
     def httproute(self, name: str) -> dict:
         """A Gateway API HTTPRoute of the namespace, as the API gives it (v1, else v1beta1)."""
-        resources = DynamicClient(self.api).resources
-        for version in ("v1", "v1beta1"):
-            try:
-                kind = resources.get(
-                    api_version=f"gateway.networking.k8s.io/{version}", kind="HTTPRoute"
-                )
-            except ResourceNotFoundError:
-                continue
-            return kind.get(name=name, namespace=self.namespace).to_dict()
-        raise KubectlError("the server has no Gateway API (gateway.networking.k8s.io HTTPRoute)")
+        kind = self._resource("gateway.networking.k8s.io", "HTTPRoute", ("v1", "v1beta1"))
+        return kind.get(name=name, namespace=self.namespace).to_dict()
+
+    def disruption_budgets(self) -> list[dict]:
+        """The namespace's PodDisruptionBudgets, as the API gives them (policy/v1, else v1beta1:
+        Kubernetes 1.20)."""
+        kind = self._resource("policy", "PodDisruptionBudget", ("v1", "v1beta1"))
+        return kind.get(namespace=self.namespace).to_dict().get("items", [])
+
+    def evict(self, pod: str) -> None:
+        """Ask the API to evict a pod, as `kubectl drain` does: refused (429) while that would
+        take more of its pods than a PodDisruptionBudget allows."""
+        version = "policy/v1" if "policy/v1" in self.api_versions else "policy/v1beta1"
+        self.core.create_namespaced_pod_eviction(pod, self.namespace, {
+            "apiVersion": version,
+            "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": self.namespace},
+        })  # fmt: skip
 
     def selected_pods(self, service: str) -> set[str]:
         """The pods a Service's selector selects now, ready or not."""
@@ -194,6 +205,70 @@ class KubeTarget:
             yield f"http://127.0.0.1:{_forwarded_port(process, timeout)}"
         finally:
             stop(process)
+
+
+class PodWatch:
+    """A thread that watches the pods a selector selects, from their state when it starts:
+    `_seen(kind, pod)` hears every state the API shows (ADDED for those listed at the start),
+    the pod as the API's JSON. What it keeps of them is the subclass's; a watch that dies keeps
+    its error in `error` for the subclass to raise where it is read."""
+
+    def __init__(self, kube: KubeTarget, selector: str) -> None:
+        self.kube = kube
+        self.selector = selector
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def _seen(self, kind: str, pod: dict) -> None:
+        raise NotImplementedError
+
+    def _list(self):
+        return self.kube.core.list_namespaced_pod(self.kube.namespace, label_selector=self.selector)
+
+    @contextmanager
+    def running(self) -> Iterator[PodWatch]:
+        listed = self._list()
+        for pod in listed.items:
+            self._seen("ADDED", self.kube.api.sanitize_for_serialization(pod))
+        thread = threading.Thread(
+            target=self._watch, args=(listed.metadata.resource_version,), daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=10)
+
+    def _watch(self, version: str) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.kube.core.list_namespaced_pod,
+                    self.kube.namespace,
+                    label_selector=self.selector,
+                    resource_version=version,
+                    timeout_seconds=2,
+                ):
+                    pod = self.kube.api.sanitize_for_serialization(event["object"])
+                    version = pod["metadata"].get("resourceVersion") or version
+                    self._seen(event["type"], pod)
+                    if self._stop.is_set():
+                        break
+            except ApiException as error:
+                if error.status != 410:  # an expired version: list again, from now
+                    self.error = error
+                    return
+                version = self._list().metadata.resource_version
+            except BaseException as error:  # told where it is read, not lost in a thread
+                self.error = error
+                return
+            finally:
+                stream.stop()
 
 
 def endpoint_slice_pods(slices: list[dict]) -> tuple[set[str], set[str]]:

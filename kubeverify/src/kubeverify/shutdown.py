@@ -14,12 +14,12 @@ grace period) and the exit (`finishedAt`) are each off by up to a second.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubeverify.kube import PodWatch
 from kubeverify.verdict import Verdict
 
 TIMESTAMP_SLACK = 2  # seconds: two whole-second timestamps differ by up to 2 s from the truth
@@ -175,68 +175,17 @@ def verdict(shutdowns: list[Shutdown], *, enforced: bool, control: bool = False)
     )
 
 
-class ShutdownWatch:
+class ShutdownWatch(PodWatch):
     """Watches the pods a selector selects and keeps the shutdown of each one deleted while
     it watches (the last state the API showed of it, which holds its containers' exits)."""
 
     def __init__(self, kube, selector: str) -> None:
-        self.kube = kube
-        self.selector = selector
+        super().__init__(kube, selector)
         self._lock = threading.Lock()
         self._deleting: dict[str, dict] = {}  # the first state showing the deletion
         self._last: dict[str, dict] = {}  # the last state with a container's exit in it
         self._ended: dict[str, Shutdown] = {}
         self._taken: set[str] = set()
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-
-    @contextmanager
-    def running(self) -> Iterator[ShutdownWatch]:
-        listed = self.kube.core.list_namespaced_pod(
-            self.kube.namespace, label_selector=self.selector
-        )
-        thread = threading.Thread(
-            target=self._watch, args=(listed.metadata.resource_version,), daemon=True
-        )
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            thread.join(timeout=10)
-
-    def _watch(self, version: str) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        api = self.kube.api
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self.kube.core.list_namespaced_pod,
-                    self.kube.namespace,
-                    label_selector=self.selector,
-                    resource_version=version,
-                    timeout_seconds=2,
-                ):
-                    pod = api.sanitize_for_serialization(event["object"])
-                    version = pod["metadata"].get("resourceVersion") or version
-                    self._seen(event["type"], pod)
-                    if self._stop.is_set():
-                        break
-            except ApiException as error:
-                if error.status != 410:  # an expired version: list again, from now
-                    self.error = error
-                    return
-                version = self.kube.core.list_namespaced_pod(
-                    self.kube.namespace, label_selector=self.selector
-                ).metadata.resource_version
-            except BaseException as error:  # told by `ended`, not lost in a thread
-                self.error = error
-                return
-            finally:
-                stream.stop()
 
     def _seen(self, kind: str, pod: dict) -> None:
         name = pod["metadata"]["name"]

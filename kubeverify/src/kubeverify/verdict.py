@@ -176,13 +176,13 @@ def no_failures(
     numbers = {"requests": requests, "failed": failures, "bound_95": bound, "seconds": seconds}
     during = "during it" if seconds is None else f"during its {seconds:.1f} s"
     check = f"no request fails: {change}"
-    if requests < minimum:
+    if failures:  # a failed request is evidence however few spanned the change
+        summary = f"{failures} of {requests} requests {during} failed"
+    elif requests < minimum:
         summary = (
             f"only {requests} requests spanned it, fewer than {minimum}: 0 failures of so few "
             "bound nothing"
         )
-    elif failures:
-        summary = f"{failures} of {requests} requests {during} failed"
     else:
         summary = (
             f"0 of {requests} requests {during} failed: the failure rate is below {bound:.2%} "

@@ -1,0 +1,123 @@
+"""The drain check's rules, without a cluster: which pods a budget counts healthy, the fewest
+healthy pods a watch saw in a window, a budget's selector as list-request text, and the
+verdicts a drain gets (the budget held or not, and the finding when there is none)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeverify.drain import (
+    Budget,
+    Drained,
+    Evictions,
+    HealthyCount,
+    budget_verdict,
+    healthy,
+    selector_text,
+)
+
+
+def pod(name: str, *, ready: bool = True, deleting: bool = False) -> dict:
+    metadata = {"name": name, **({"deletionTimestamp": "2026-12-06T19:00:00Z"} if deleting else {})}
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    return {"metadata": metadata, "status": status}
+
+
+def test_a_pod_is_healthy_when_ready_and_not_being_deleted():
+    assert healthy(pod("a"))
+    assert not healthy(pod("a", ready=False))
+    # Still serving through its preStop sleep, but a budget counts it gone: so does the check.
+    assert not healthy(pod("a", deleting=True))
+    assert not healthy({"metadata": {"name": "a"}, "status": {}})
+
+
+def _count_seeing(*events) -> HealthyCount:
+    times = iter(range(100))
+    count = HealthyCount(kube=None, selector="app=web", clock=lambda: next(times))
+    for kind, state in events:
+        count._seen(kind, state)
+    return count
+
+
+def test_the_fewest_healthy_pods_counts_every_change_in_the_window_and_the_state_before_it():
+    count = _count_seeing(  # the clock ticks once a change: at 0, 1, 2, ...
+        ("ADDED", pod("a")),  # 1 healthy
+        ("ADDED", pod("b")),  # 2
+        ("ADDED", pod("c")),  # 3
+        ("MODIFIED", pod("a", deleting=True)),  # 2
+        ("ADDED", pod("d", ready=False)),  # no change
+        ("MODIFIED", pod("b", deleting=True)),  # 1: a dip between two samples
+        ("MODIFIED", pod("d")),  # 2
+        ("DELETED", pod("a", deleting=True)),  # no change: it counted for nothing already
+    )
+    assert count.history == [(0, 1), (1, 2), (2, 3), (3, 2), (4, 1), (5, 2)]
+    assert count.fewest(2, 2.5) == 3  # the state the window starts in
+    assert count.fewest(2, 3.5) == 2
+    assert count.fewest(2, 10) == 1  # the brief dip is seen: a sample at the end would say 2
+
+
+def test_a_watch_that_died_says_so_rather_than_a_count():
+    count = _count_seeing(("ADDED", pod("a")))
+    count.error = ConnectionError("the API server went away")
+    with pytest.raises(RuntimeError, match="stopped: the API server went away"):
+        count.fewest(0, 1)
+
+
+def test_a_budget_selector_is_the_label_selector_text_the_api_lists_by():
+    assert selector_text({"matchLabels": {"app": "web", "tier": "a"}}) == "app=web,tier=a"
+    assert (
+        selector_text(
+            {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [
+                    {"key": "track", "operator": "In", "values": ["stable", "canary"]},
+                    {"key": "zone", "operator": "NotIn", "values": ["x"]},
+                    {"key": "owner", "operator": "Exists"},
+                    {"key": "legacy", "operator": "DoesNotExist"},
+                ],
+            }
+        )
+        == "app=web,track in (stable,canary),zone notin (x),owner,!legacy"
+    )
+
+
+def test_a_budget_is_what_its_controller_resolved():
+    budget = Budget.of(
+        {"metadata": {"name": "web"}, "status": {"desiredHealthy": 2, "expectedPods": 3}}
+    )
+    assert budget == Budget("web", 2, 3)
+
+
+def drained(fewest: int, budgets: list[Budget]) -> Drained:
+    return Drained(
+        node="worker",
+        before={"a": "worker", "b": "worker", "c": "worker2"},
+        after={"d": "worker2", "e": "worker2", "c": "worker2"},
+        evictions=Evictions(["a", "b"], refused=3),
+        budgets=budgets,
+        fewest_healthy=fewest,
+        started=0.0,
+        ended=10.0,
+    )
+
+
+def test_a_drain_that_kept_the_budget_passes_and_one_that_dipped_below_it_fails():
+    budget = Budget("web", desired_healthy=2, expected=3)
+    kept = budget_verdict(drained(2, [budget]))
+    assert kept.passed, kept.explain()
+    assert "the fewest healthy pods seen was 2 of 3; web allows no fewer than 2" in kept.summary
+    assert kept.rates.false_alarm == 0
+    dipped = budget_verdict(drained(1, [budget]))
+    assert not dipped.passed
+    assert dipped.figures["fewest_healthy"] == 1
+
+
+def test_a_drain_with_no_budget_is_a_finding_naming_what_it_did():
+    verdict = budget_verdict(drained(1, []))
+    assert not verdict.passed
+    assert verdict.advisory
+    assert verdict.as_it_must  # reported, not failed on
+    assert "no PodDisruptionBudget selects these pods: the drain evicted 2 of them at once" in (
+        verdict.summary
+    )
+    assert drained(1, []).left_on_node == []
