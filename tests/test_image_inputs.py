@@ -20,6 +20,7 @@ DOCKERFILES = (
     "loadtest/Dockerfile",
     "examples/echo/Dockerfile",
     "e2e/route/Dockerfile",
+    "kubeverify/src/kubeverify/clients/Dockerfile",
 )
 LOCKED_INSTALL = re.compile(
     r"pip install --require-hashes --no-deps --only-binary :all: -r (?P<lock>\S+)"

@@ -47,6 +47,7 @@ class StandIn:
     """A provider that is none of kubeverify's: it records what the stage asks of it."""
 
     name = "stand-in"
+    builds = False
     options = (providers.Option("--stand-in-flavour", "what the stand-in is"),)
 
     def __init__(self, kubeconfig: Path) -> None:
@@ -200,6 +201,7 @@ def test_a_provider_from_a_package_of_its_own_runs_the_stage_through_pytest(pyte
 
             class Provider:
                 name = "stand-in"
+                builds = False
                 options = (Option("--stand-in-flavour", "what flavour the stand-in is"),)
 
                 def __init__(self, flavour):

@@ -4,7 +4,7 @@ pod of the per-pod health control answer 503s."""
 
 from pathlib import Path
 
-from kubeverify import Image, KindProvider
+from kubeverify import Image
 
 DIRECTORY = Path(__file__).resolve().parent
 IMAGE = "iris-route:e2e"  # route.yaml's tag
@@ -14,7 +14,7 @@ URL = "http://127.0.0.1:30082"  # route.yaml's NodePort, which kind-config.yaml 
 def made_available(stage) -> bool:
     """The image built and in the nodes where the provider builds images (kind); False where
     it pulls them, and this one is published nowhere."""
-    if stage.provider.name != KindProvider.name:
+    if not stage.provider.builds:
         return False
     stage.provider.make_available(Image(IMAGE, DIRECTORY, DIRECTORY / "Dockerfile"))
     return True

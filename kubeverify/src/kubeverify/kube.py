@@ -271,6 +271,23 @@ class PodWatch:
                 stream.stop()
 
 
+class DeletionTimes(PodWatch):
+    """When the deletion of each pod a selector selects was first seen (wall clock, seconds)."""
+
+    def __init__(self, kube: KubeTarget, selector: str) -> None:
+        super().__init__(kube, selector)
+        self.seen: dict[str, float] = {}
+
+    def _seen(self, kind: str, pod: dict) -> None:
+        if pod["metadata"].get("deletionTimestamp") or kind == "DELETED":
+            self.seen.setdefault(pod["metadata"]["name"], time.time())
+
+    def times(self) -> dict[str, float]:
+        if self.error is not None:
+            raise RuntimeError(f"the watch on pods {self.selector} stopped: {self.error}")
+        return dict(self.seen)
+
+
 def endpoint_slice_pods(slices: list[dict]) -> tuple[set[str], set[str]]:
     """(ready, not ready) pod names in EndpointSlices as the API gives them (v1 and v1beta1
     alike). A terminating endpoint that still serves is not ready: traffic no longer goes

@@ -257,13 +257,9 @@ def deployment(stage: Stage, image: str, shutdowns) -> Deployment:
 def settled_pods(deployment: Deployment, endpoint: Endpoint, target: Target) -> list[str]:
     """Every assessment starts from the target's replica count, settled, each pod having
     answered through the Service (the assessment before may have replaced or removed pods)."""
-    from kubeverify.traffic import wait_until_every_pod_answers
+    from kubeverify.stage import settle
 
-    if not deployment.settled(target.replicas).done:
-        deployment.apply(replicas=target.replicas)
-    pods = deployment.wait_settled(target.replicas)
-    wait_until_every_pod_answers(endpoint, pods)
-    return pods
+    return settle(deployment, endpoint, target.replicas)
 
 
 @pytest.fixture

@@ -21,6 +21,16 @@ from kubeverify.traffic import Endpoint, wait_until_every_pod_answers
 SERVICE_ANSWER_TIMEOUT = 60
 
 
+def settle(deployment: Deployment, endpoint: Endpoint, replicas: int) -> list[str]:
+    """The Deployment back at `replicas`, settled, each pod having answered through the
+    Service (a check before may have replaced or removed pods); its pods' names."""
+    if not deployment.settled(replicas).done:
+        deployment.apply(replicas=replicas)
+    pods = deployment.wait_settled(replicas)
+    wait_until_every_pod_answers(endpoint, pods)
+    return pods
+
+
 @dataclass
 class Stage:
     target: Target

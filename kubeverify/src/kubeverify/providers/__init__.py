@@ -53,6 +53,9 @@ class Provider(Protocol):
 
     name: ClassVar[str]
     options: ClassVar[tuple[Option, ...]]
+    # Whether `make_available` builds an image from its context and puts it on the nodes (an
+    # image of the run's own, kubeverify's client say, needs that); else the cluster pulls.
+    builds: ClassVar[bool]
 
     @classmethod
     def wanted(cls, given: Mapping[str, Any]) -> bool:

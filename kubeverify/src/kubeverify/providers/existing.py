@@ -21,6 +21,7 @@ DELETE_TIMEOUT = 300
 
 class ExistingClusterProvider:
     name: ClassVar[str] = "existing"
+    builds: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = (
         Option(
             "--kubeconfig",

@@ -7,6 +7,7 @@ import math
 import time
 
 from kubeverify import balance
+from kubeverify.clients import client_ip_affinity
 from kubeverify.traffic import fresh_connection_requests
 from kubeverify.verdict import ErrorRates, Verdict
 from kubeverify.waiting import Observation, wait_until
@@ -20,13 +21,6 @@ def expiry_cycles(pods: int, alpha: float = balance.ALPHA) -> int:
     """Expiries enough that random picks after them all land on one pod with chance at most
     alpha, the check's false-alarm rate: 8 over 3 pods, 11 over 2."""
     return 1 + math.ceil(math.log(1 / alpha) / math.log(pods))
-
-
-def client_ip_affinity(timeout: int) -> dict:
-    return {
-        "sessionAffinity": "ClientIP",
-        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": timeout}},
-    }
 
 
 def held(reached: dict[str, int], *, control: bool = False) -> Verdict:

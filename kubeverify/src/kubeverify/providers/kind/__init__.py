@@ -30,6 +30,7 @@ PROXY_MODE_TIMEOUT = 20
 
 class KindProvider:
     name: ClassVar[str] = "kind"
+    builds: ClassVar[bool] = True
     options: ClassVar[tuple[Option, ...]] = (
         Option(
             "--cluster-name",
