@@ -219,6 +219,6 @@ def test_python_m_kubeverify_is_not_swayed_by_the_project_around_the_target(tmp_
         check=False,
     )
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert "19 tests collected" in listed.stdout
+    assert "20 tests collected" in listed.stdout
     assert "test_balance.py::TestBalance::" in listed.stdout
     assert not (CHECKS / ".pytest_cache").exists()

@@ -3,6 +3,7 @@ ready, and each Service's endpoints exactly them, but for pods of another Deploy
 Service selects on purpose (a canary) while those live; a pod that is gone but still an
 endpoint keeps it unsettled."""
 
+from datetime import UTC
 from types import SimpleNamespace
 
 from kubeverify.deployment import Deployment
@@ -57,3 +58,44 @@ def test_a_pod_gone_but_still_an_endpoint_keeps_it_unsettled(tmp_path):
     assert not settled(tmp_path, ours, [], {"web-a", "web-b"})  # one not yet behind it
     assert not settled(tmp_path, [*ours[:2], pod("web-c", terminating=True)], [],
                        {"web-a", "web-b", "web-c"})  # fmt: skip
+
+
+def _api_pod(deleted_seconds_ago=None, terminated=False):
+    from datetime import datetime, timedelta
+
+    from kubernetes import client as k8s
+
+    state = k8s.V1ContainerState(
+        terminated=k8s.V1ContainerStateTerminated(exit_code=0) if terminated else None,
+        running=None if terminated else k8s.V1ContainerStateRunning(),
+    )
+    deleted = (
+        datetime.now(UTC) - timedelta(seconds=deleted_seconds_ago)
+        if deleted_seconds_ago is not None
+        else None
+    )
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="web-1", deletion_timestamp=deleted),
+        spec=k8s.V1PodSpec(containers=[], node_name="worker"),
+        status=k8s.V1PodStatus(
+            phase="Running",
+            container_statuses=[
+                k8s.V1ContainerStatus(
+                    name="web", image="web", image_id="", ready=True, restart_count=0, state=state
+                )
+            ],
+        ),
+    )
+
+
+def test_a_deleted_pod_is_gone_once_it_exited_or_its_grace_period_ran_out():
+    from kubeverify.kube import GRACE_SLACK, _pod_state
+
+    assert not _pod_state(_api_pod()).gone  # not deleted
+    # The deletion timestamp is the request plus the grace period: ahead, the pod may serve.
+    assert not _pod_state(_api_pod(deleted_seconds_ago=-20)).gone
+    assert _pod_state(_api_pod(deleted_seconds_ago=-20, terminated=True)).gone
+    # Its deadline passed and the API still says running (kubelet 1.20 at times never reports
+    # the exit): the kubelet killed it at the deadline, so it serves nothing.
+    assert not _pod_state(_api_pod(deleted_seconds_ago=GRACE_SLACK - 1)).gone
+    assert _pod_state(_api_pod(deleted_seconds_ago=GRACE_SLACK + 1)).gone

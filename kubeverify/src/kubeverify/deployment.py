@@ -57,7 +57,7 @@ def objects_of(
     kube: KubeTarget, directory: Path | None, target: Target, image: str, timeout: float = 180
 ) -> Iterator[list[dict]]:
     """The objects of `directory` applied for the block (a canary beside the target, say), and
-    deleted after it, however it ends, their pods exited (a pod whose containers have all
+    deleted after it, however it ends, their pods gone (a pod whose containers have all
     exited serves nothing; the kubelet takes some seconds more to remove it from the API). A
     container naming the target's image by its tag gets the image in use (built, loaded or
     given)."""
@@ -99,7 +99,7 @@ def objects_of(
 
 
 def _gone(kube: KubeTarget, selectors: list[str]) -> Observation:
-    left = [pod.name for selector in selectors for pod in kube.pods(selector) if not pod.exited]
+    left = [pod.name for selector in selectors for pod in kube.pods(selector) if not pod.gone]
     return Observation(not left, f"still running: {left}")
 
 
@@ -164,14 +164,10 @@ class Deployment:
         self.kube.core.delete_namespaced_pod(name, self.kube.namespace)
 
     def pods(self):
-        """The target's pods, less those deleted whose containers have all exited: they serve
-        nothing, and the kubelet takes up to its sync period (10 s on our kind clusters, 1 min
-        by default) to remove them from the API, which a check would otherwise wait out."""
-        return [
-            pod
-            for pod in self.kube.pods(self.target.selector)
-            if not (pod.terminating and pod.exited)
-        ]
+        """The target's pods, less those deleted that serve nothing (`PodState.gone`): the
+        kubelet takes up to its sync period (10 s on our kind clusters, 1 min by default) to
+        remove them from the API, which a check would otherwise wait out."""
+        return [pod for pod in self.kube.pods(self.target.selector) if not pod.gone]
 
     def settled(self, replicas: int) -> Observation:
         """Exactly `replicas` pods, all updated and ready, none terminating, and every Service

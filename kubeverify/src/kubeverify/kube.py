@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,18 @@ class PodState:
     terminating: bool
     restarts: int
     exited: bool = False  # every container has terminated: the pod no longer serves
+    grace_over: bool = False  # deleted, and its grace period has run out: the kubelet killed it
+
+    @property
+    def gone(self) -> bool:
+        """Deleted, and serving nothing: its containers exited, or its grace period ran out
+        (kubelet 1.20 at times never reports an exit it saw, and removes such a pod from the
+        API only 30 to 50 s later: the grace period bounds the wait for it)."""
+        return self.terminating and (self.exited or self.grace_over)
 
     def line(self) -> str:
         flags = (" terminating" if self.terminating else "") + (" exited" if self.exited else "")
+        flags += " grace-over" if self.grace_over and not self.exited else ""
         return (
             f"{self.name:<40} node={self.node} ip={self.ip} phase={self.phase} "
             f"ready={self.ready} restarts={self.restarts}{flags}"
@@ -324,7 +334,18 @@ def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:
     raise KubectlError(f"kubectl port-forward gave no port within {timeout:g} s: {seen}")
 
 
+# Seconds past a deleted pod's deadline (its deletion timestamp: the request plus the grace
+# period) by which the kubelet has killed it: the timestamp has whole seconds, and the kubelet
+# counts the grace period from when it saw the deletion.
+GRACE_SLACK = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _pod_state(pod: k8s.V1Pod) -> PodState:
+    deleted = pod.metadata.deletion_timestamp
     statuses = pod.status.container_statuses or []
     conditions = {c.type: c.status for c in pod.status.conditions or []}
     return PodState(
@@ -333,7 +354,8 @@ def _pod_state(pod: k8s.V1Pod) -> PodState:
         ip=pod.status.pod_ip,
         phase=pod.status.phase or "Unknown",
         ready=conditions.get("Ready") == "True",
-        terminating=pod.metadata.deletion_timestamp is not None,
+        terminating=deleted is not None,
         restarts=sum(s.restart_count for s in statuses),
         exited=bool(statuses) and all(s.state and s.state.terminated for s in statuses),
+        grace_over=deleted is not None and _now() > deleted + timedelta(seconds=GRACE_SLACK),
     )
