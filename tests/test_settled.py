@@ -75,7 +75,11 @@ def _api_pod(deleted_seconds_ago=None, terminated=False):
         else None
     )
     return k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name="web-1", deletion_timestamp=deleted),
+        metadata=k8s.V1ObjectMeta(
+            name="web-1",
+            deletion_timestamp=deleted,
+            deletion_grace_period_seconds=30 if deleted else None,
+        ),
         spec=k8s.V1PodSpec(containers=[], node_name="worker"),
         status=k8s.V1PodStatus(
             phase="Running",
@@ -88,14 +92,18 @@ def _api_pod(deleted_seconds_ago=None, terminated=False):
     )
 
 
-def test_a_deleted_pod_is_gone_once_it_exited_or_its_grace_period_ran_out():
-    from kubeverify.kube import GRACE_SLACK, _pod_state
+def test_a_deleted_pod_is_gone_once_it_exited_or_was_sent_sigterm_some_seconds_ago():
+    from kubeverify.kube import SIGNAL_SLACK, _pod_state
 
-    assert not _pod_state(_api_pod()).gone  # not deleted
-    # The deletion timestamp is the request plus the grace period: ahead, the pod may serve.
-    assert not _pod_state(_api_pod(deleted_seconds_ago=-20)).gone
-    assert _pod_state(_api_pod(deleted_seconds_ago=-20, terminated=True)).gone
-    # Its deadline passed and the API still says running (kubelet 1.20 at times never reports
-    # the exit): the kubelet killed it at the deadline, so it serves nothing.
-    assert not _pod_state(_api_pod(deleted_seconds_ago=GRACE_SLACK - 1)).gone
-    assert _pod_state(_api_pod(deleted_seconds_ago=GRACE_SLACK + 1)).gone
+    pre_stop = {"containers": [{"lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}]}
+    assert not _pod_state(_api_pod(), pre_stop).gone  # not deleted
+    # Asked 4 s ago with a grace period of 30 s: still in its preStop sleep, and serving.
+    assert not _pod_state(_api_pod(deleted_seconds_ago=-26), pre_stop).gone
+    assert _pod_state(_api_pod(deleted_seconds_ago=-26, terminated=True), pre_stop).gone
+    # Asked 5 + SIGNAL_SLACK + 1 s ago, and the API still says running (kubelet 1.20 at times
+    # never reports the exit): SIGTERM went long enough ago that it is out of every rule.
+    asked = 5 + SIGNAL_SLACK + 1
+    assert _pod_state(_api_pod(deleted_seconds_ago=asked - 30), pre_stop).gone
+    assert not _pod_state(_api_pod(deleted_seconds_ago=asked - 2 - 30), pre_stop).gone
+    # No preStop sleep: SIGTERM at once.
+    assert _pod_state(_api_pod(deleted_seconds_ago=SIGNAL_SLACK + 1 - 30), {}).gone

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from kubeverify.apiversions import as_served
-from kubeverify.kube import KubectlError, KubeTarget
+from kubeverify.kube import KubectlError, KubeTarget, pre_stop_sleep
 from kubeverify.target import Target
 from kubeverify.waiting import Observation, wait_until
 
@@ -147,15 +147,9 @@ class Deployment:
     def pre_stop_sleep_seconds(self) -> float | None:
         """How long the running Deployment's preStop hook keeps a terminating pod serving, when
         it is a `sleep N`; None when there is no such hook."""
-        spec = self.read().spec.template.spec
-        container = next(
-            (c for c in spec.containers if c.name == self.target.container), spec.containers[0]
+        return pre_stop_sleep(
+            self.kube.api.sanitize_for_serialization(self.read().spec.template.spec)
         )
-        hook = container.lifecycle.pre_stop if container.lifecycle else None
-        command = hook._exec.command if hook and hook._exec else None
-        if not command or command[0] != "sleep" or len(command) != 2:
-            return None
-        return float(command[1])
 
     def rollout_restart(self) -> None:
         self.kube.kubectl("rollout", "restart", f"deployment/{self.name}")

@@ -37,18 +37,20 @@ class PodState:
     terminating: bool
     restarts: int
     exited: bool = False  # every container has terminated: the pod no longer serves
-    grace_over: bool = False  # deleted, and its grace period has run out: the kubelet killed it
+    signalled: bool = False  # deleted, and past its preStop sleep: SIGTERM was sent
 
     @property
     def gone(self) -> bool:
-        """Deleted, and serving nothing: its containers exited, or its grace period ran out
-        (kubelet 1.20 at times never reports an exit it saw, and removes such a pod from the
-        API only 30 to 50 s later: the grace period bounds the wait for it)."""
-        return self.terminating and (self.exited or self.grace_over)
+        """Deleted, and out of the traffic's way: its containers exited, or it was sent SIGTERM
+        (its preStop sleep is over, some seconds ago) and has been out of every endpoint since,
+        so no new connection reaches it. Kubelet 1.20 at times never reports an exit it saw, and
+        removes such a pod from the API only 30 to 50 s later: a check need not wait for that.
+        """
+        return self.terminating and (self.exited or self.signalled)
 
     def line(self) -> str:
         flags = (" terminating" if self.terminating else "") + (" exited" if self.exited else "")
-        flags += " grace-over" if self.grace_over and not self.exited else ""
+        flags += " signalled" if self.signalled and not self.exited else ""
         return (
             f"{self.name:<40} node={self.node} ip={self.ip} phase={self.phase} "
             f"ready={self.ready} restarts={self.restarts}{flags}"
@@ -118,7 +120,10 @@ class KubeTarget:
 
     def pods(self, selector: str) -> list[PodState]:
         items = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        return sorted((_pod_state(pod) for pod in items), key=lambda pod: pod.name)
+        return sorted(
+            (_pod_state(pod, self.api.sanitize_for_serialization(pod.spec)) for pod in items),
+            key=lambda pod: pod.name,
+        )
 
     def _resource(self, group: str, kind: str, versions: tuple[str, ...]):
         """The API resource `kind` of `group` in the first of `versions` the server serves."""
@@ -334,18 +339,38 @@ def _forwarded_port(process: subprocess.Popen, timeout: float) -> int:
     raise KubectlError(f"kubectl port-forward gave no port within {timeout:g} s: {seen}")
 
 
-# Seconds past a deleted pod's deadline (its deletion timestamp: the request plus the grace
-# period) by which the kubelet has killed it: the timestamp has whole seconds, and the kubelet
-# counts the grace period from when it saw the deletion.
-GRACE_SLACK = 3
+# Seconds past a deleted pod's preStop sleep by which the kubelet has sent it SIGTERM and every
+# kube-proxy has taken it out of its rules: the API's timestamps have whole seconds, and the
+# kubelet counts from when it saw the deletion.
+SIGNAL_SLACK = 3
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _pod_state(pod: k8s.V1Pod) -> PodState:
+def pre_stop_sleep(spec: Mapping[str, Any]) -> float | None:
+    """The longest `sleep N` preStop hook of a pod spec's containers (the API's JSON), or None."""
+    sleeps = []
+    for container in spec.get("containers") or []:
+        hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}
+        command = hook.get("command")
+        if command and command[0] == "sleep" and len(command) == 2:
+            sleeps.append(float(command[1]))
+    return max(sleeps, default=None)
+
+
+def _pod_state(pod: k8s.V1Pod, spec: Mapping[str, Any]) -> PodState:
+    """`spec`: the pod's spec as the API's JSON."""
     deleted = pod.metadata.deletion_timestamp
+    signalled = False
+    if deleted is not None:
+        grace = pod.metadata.deletion_grace_period_seconds or 0
+        # The deletion timestamp is the request plus the grace period; the kubelet sends
+        # SIGTERM at the end of the preStop sleep, or kills at the end of the grace period.
+        waits = min(pre_stop_sleep(spec) or 0, grace)
+        requested = deleted - timedelta(seconds=grace)
+        signalled = _now() > requested + timedelta(seconds=waits + SIGNAL_SLACK)
     statuses = pod.status.container_statuses or []
     conditions = {c.type: c.status for c in pod.status.conditions or []}
     return PodState(
@@ -357,5 +382,5 @@ def _pod_state(pod: k8s.V1Pod) -> PodState:
         terminating=deleted is not None,
         restarts=sum(s.restart_count for s in statuses),
         exited=bool(statuses) and all(s.state and s.state.terminated for s in statuses),
-        grace_over=deleted is not None and _now() > deleted + timedelta(seconds=GRACE_SLACK),
+        signalled=signalled,
     )

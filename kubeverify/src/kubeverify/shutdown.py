@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubeverify.kube import PodWatch
+from kubeverify.kube import PodWatch, pre_stop_sleep
 from kubeverify.verdict import Verdict
 
 TIMESTAMP_SLACK = 2  # seconds: two whole-second timestamps differ by up to 2 s from the truth
@@ -114,18 +114,6 @@ def of_pod(deleting: Mapping[str, Any], last: Mapping[str, Any] | None = None) -
         seconds=max(0.0, last_exit[0] - requested) if last_exit else None,
         exit_code=last_exit[1] if last_exit else None,
     )
-
-
-def pre_stop_sleep(spec: Mapping[str, Any]) -> float | None:
-    """The longest `sleep N` preStop hook of a pod spec's containers, or None."""
-    sleeps = []
-    for container in spec.get("containers") or []:
-        command = (((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get(
-            "command"
-        )
-        if command and command[0] == "sleep" and len(command) == 2:
-            sleeps.append(float(command[1]))
-    return max(sleeps, default=None)
 
 
 def _exited(pod: Mapping[str, Any]) -> bool:

@@ -120,16 +120,20 @@ class Clients:
 
     @contextmanager
     def running(self, image: str) -> Iterator[Clients]:
-        """The client pods running for the block, and deleted after it."""
+        """The client pods running for the block, and deleted after it (those it created: a
+        pod of that name already there is an error, and left)."""
+        created = []
         try:
             for name in self.names:
                 self.kube.core.create_namespaced_pod(self.kube.namespace, self.pod(name, image))
+                created.append(name)
             yield self
         finally:
-            self.kube.kubectl(
-                "delete", "pod", "-l", f"{LABEL}={self.group}", "--ignore-not-found",
-                "--grace-period=0", "--force", "--wait=false",
-            )  # fmt: skip
+            if created:
+                self.kube.kubectl(
+                    "delete", "pod", *created, "--ignore-not-found", "--grace-period=0",
+                    "--force", "--wait=false",
+                )  # fmt: skip
 
     def answers(self) -> dict[str, list[Answer]]:
         """Every client's answers so far, from its log."""
@@ -173,7 +177,7 @@ def client_ip_affinity(timeout: int) -> dict:
 AFFINITY_CLIENTS = 4
 CONTROL_CLIENTS = 2  # on a copy without affinity: the same verdict must fail on them
 AFFINITY_TIMEOUT = 600  # seconds idle: longer than any check, so only a pod's going ends it
-ANSWERS_BEFORE = 20  # each client's, before the change: the power against no affinity
+ANSWERS_BEFORE = 10  # each client's, before the change: power 1 - 3^-36 against no affinity
 
 
 @contextmanager
@@ -189,9 +193,12 @@ def with_and_without_affinity(
         service_copy(kube, service, f"{service}-kv-affinity", client_ip_affinity(AFFINITY_TIMEOUT)),
         service_copy(kube, service, f"{service}-kv-any", {}),
     ]
-    text = yaml.safe_dump_all(copies)
-    kube.kubectl("apply", "-f", "-", stdin=text)
+    created: list[dict] = []
     try:
+        for copy in copies:
+            # Created, not applied: a Service of that name already there is an error, and left.
+            kube.kubectl("create", "-f", "-", stdin=yaml.safe_dump(copy))
+            created.append(copy)
         urls = []
         for copy in copies:
             name = copy["metadata"]["name"]
@@ -214,7 +221,9 @@ def with_and_without_affinity(
             without.wait_answered(since, ANSWERS_BEFORE)
             yield with_affinity, without
     finally:
-        kube.kubectl("delete", "-f", "-", "--ignore-not-found", stdin=text)
+        if created:
+            made = yaml.safe_dump_all(created)
+            kube.kubectl("delete", "-f", "-", "--ignore-not-found", stdin=made)
 
 
 def _endpoints_are(kube: KubeTarget, service: str, pods: set[str]) -> Observation:

@@ -17,7 +17,7 @@ from kubeverify.verdict import Verdict
 
 RECOVERY_DEADLINE = 90
 ROLLOUT_DEADLINE = 240
-ANSWERS_AFTER = 10  # each client's, once the rollout settled: on the pod it ended on
+ANSWERS_AFTER = 5  # each client's, once the rollout settled: on the pod it ended on
 
 
 @dataclass(frozen=True)
