@@ -112,3 +112,25 @@ def test_a_clients_log_is_read_line_by_line_and_a_wrong_status_is_a_failure():
     read = parse(log)
     assert [a.ok for a in read] == [True, False, False]
     assert read[1].error == "status 503, expected 200"
+
+
+def test_a_client_is_judged_from_the_streak_that_warmed_it_up():
+    # A new Service's address may lead elsewhere for a moment (a deleted Service's rules):
+    # those answers are the run's doing, and left out once each client's last ones are right.
+    from types import SimpleNamespace
+
+    from kubeverify.clients import Clients
+    from kubeverify.target import Probe
+
+    logs = {
+        "c-0": ['{"t": 1.0, "pod": "route-x", "status": 404}']
+        + [f'{{"t": {2 + n / 10}, "pod": "web-a", "status": 200}}' for n in range(4)],
+        "c-1": [f'{{"t": {2 + n / 10}, "pod": "web-b", "status": 200}}' for n in range(4)],
+    }
+    core = SimpleNamespace(read_namespaced_pod_log=lambda name, ns: "\n".join(logs[name]))
+    kube = SimpleNamespace(core=core, namespace="default")
+    group = Clients(kube, "c", "http://10.0.0.1:80", Probe(), "X-Pod", 2)
+    group.warm_up({"web-a", "web-b"}, count=3, timeout=0)
+    answers = group.answers()
+    assert [a.t for a in answers["c-0"]] == [2.1, 2.2, 2.3]
+    assert all(a.ok for client in answers.values() for a in client)

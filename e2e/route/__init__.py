@@ -9,6 +9,7 @@ from kubeverify import Image
 DIRECTORY = Path(__file__).resolve().parent
 IMAGE = "iris-route:e2e"  # route.yaml's tag
 URL = "http://127.0.0.1:30082"  # route.yaml's NodePort, which kind-config.yaml publishes
+BUILT = Image(IMAGE, DIRECTORY, DIRECTORY / "Dockerfile")
 
 
 def made_available(stage) -> bool:
@@ -16,5 +17,5 @@ def made_available(stage) -> bool:
     it pulls them, and this one is published nowhere."""
     if not stage.provider.builds:
         return False
-    stage.provider.make_available(Image(IMAGE, DIRECTORY, DIRECTORY / "Dockerfile"))
+    stage.provider.make_available(BUILT)
     return True

@@ -228,8 +228,18 @@ def kube(stage: Stage) -> KubeTarget:
 
 
 @pytest.fixture(scope="session")
-def image(stage: Stage) -> str:
-    return stage.image()
+def images_too() -> list:
+    """Images besides the target's that the checks will need, made available with it in one
+    pass where the provider builds images: kubeverify's in-cluster client. A conftest adds its
+    own by overriding this fixture, asking for it by name and extending the list."""
+    from kubeverify.clients import IMAGE
+
+    return [IMAGE]
+
+
+@pytest.fixture(scope="session")
+def image(stage: Stage, images_too: list) -> str:
+    return stage.image(also=images_too)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ stage. Where the cluster comes from is the provider's business alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kubeverify import versions
@@ -62,11 +63,12 @@ class Stage:
             self.timer.note(f"warning: {warning}")
         return self.kube
 
-    def image(self) -> str:
+    def image(self, also: Sequence[Image] = ()) -> str:
         """The image to deploy, made available to the cluster by the provider: the one given
-        as it is, else the target's (built from its context where it names one)."""
+        as it is, else the target's (built from its context where it names one); with it,
+        where the provider builds images, the images `also` the checks will need."""
         wanted = Image(self.image_given) if self.image_given else self.target.image
-        tag = self.provider.make_available(wanted)
+        tag = self.provider.make_available(wanted, *(also if self.provider.builds else ()))
         self.versions.update(self.provider.facts())  # what was built, for the report
         return tag
 

@@ -10,7 +10,6 @@ its log. The pods are the run's: deleted however the block ends.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -88,6 +87,7 @@ class Clients:
         self.probe = probe
         self.pod_header = pod_header
         self.names = [f"{group}-{number}" for number in range(count)]
+        self.warm: dict[str, float] = {}  # client -> the first answer of its warm-up streak
 
     def pod(self, name: str, image: str) -> dict:
         env = {
@@ -136,7 +136,13 @@ class Clients:
                 )  # fmt: skip
 
     def answers(self) -> dict[str, list[Answer]]:
-        """Every client's answers so far, from its log."""
+        """Every client's answers since it was warm (`warm_up`), from its log."""
+        return {
+            name: [a for a in answers if a.t >= self.warm.get(name, 0.0)]
+            for name, answers in self._logs().items()
+        }
+
+    def _logs(self) -> dict[str, list[Answer]]:
         return {
             name: parse(
                 self.kube.core.read_namespaced_pod_log(name, self.kube.namespace),
@@ -145,21 +151,36 @@ class Clients:
             for name in self.names
         }
 
-    def wait_answered(self, since: float, count: int, timeout: float = START_TIMEOUT) -> None:
-        """Until every client has `count` answers sent after `since` (wall clock)."""
+    def warm_up(self, pods: set[str], count: int, timeout: float = START_TIMEOUT) -> None:
+        """Until every client's last `count` answers all came from `pods`: a new Service's
+        address may still lead elsewhere for a moment (kube-proxy's rules for an address a
+        deleted Service had), which is the run's own doing, not the target's. What a client
+        was answered before that streak is left out of `answers`."""
+        self.wait_answered(0.0, count, timeout, pods=pods)
+
+    def wait_answered(
+        self, since: float, count: int, timeout: float = START_TIMEOUT, pods: set[str] | None = None
+    ) -> None:
+        """Until every client has `count` answers sent after `since` (wall clock); with `pods`,
+        its last `count` answers all from them (and it is warm from the first of those)."""
         from kubernetes.client.exceptions import ApiException
 
         def answered() -> Observation:
             try:
-                everyone = self.answers()
+                everyone = self._logs()
             except ApiException as error:  # a client not started yet has no log
                 return Observation(False, f"not every client has a log yet: {error.reason}")
-            short = {
-                name: got
-                for name, answers in everyone.items()
-                if (got := sum(a.ok and a.t >= since for a in answers)) < count
-            }
-            return Observation(not short, f"fewer than {count} answers: {short}")
+            short = {}
+            for name, answers in everyone.items():
+                recent = [a for a in answers if a.t >= since][-count:]
+                if pods is not None and len(recent) == count:
+                    if all(a.ok and a.pod in pods for a in recent):
+                        self.warm[name] = recent[0].t
+                    else:
+                        short[name] = f"last answers from {sorted({a.pod for a in recent})}"
+                elif sum(a.ok for a in recent) < count:
+                    short[name] = f"{sum(a.ok for a in recent)} answers"
+            return Observation(not short, f"fewer than {count} answers as wanted: {short}")
 
         wait_until(
             answered, what=f"{len(self.names)} {self.group} clients answered", timeout=timeout
@@ -216,9 +237,8 @@ def with_and_without_affinity(
             kube, "kv-any-client", urls[1], target.probe, target.pod_header, CONTROL_CLIENTS
         )
         with with_affinity.running(image), without.running(image):
-            since = time.time()
-            with_affinity.wait_answered(since, ANSWERS_BEFORE)
-            without.wait_answered(since, ANSWERS_BEFORE)
+            with_affinity.warm_up(set(pods), ANSWERS_BEFORE)
+            without.warm_up(set(pods), ANSWERS_BEFORE)
             yield with_affinity, without
     finally:
         if created:

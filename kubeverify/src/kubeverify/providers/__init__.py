@@ -68,9 +68,11 @@ class Provider(Protocol):
     def up(self) -> KubeTarget:
         """Bring the cluster up, or attach to it; the namespace the run works in."""
 
-    def make_available(self, image: Image) -> str:
+    def make_available(self, image: Image, *also: Image) -> str:
         """Make `image` available to the cluster's nodes (built from its context when it names
-        one and the provider builds); return the reference the manifests should use."""
+        one and the provider builds); return the reference the manifests should use. `also`:
+        images the run needs later, made available in the same pass (where the provider loads
+        images, layers they share with `image` travel once)."""
 
     def reach(self, url: str) -> str:
         """The URL this machine reaches a Service at, given the target's url for it."""

@@ -92,7 +92,7 @@ class ExistingClusterProvider:
                 self.timer.note(f"created namespace {self.namespace} for this run")
         return self.kube
 
-    def make_available(self, image: Image) -> str:
+    def make_available(self, image: Image, *also: Image) -> str:
         """The image comes from the user's registry, as the cluster pulls it."""
         return image.tag
 

@@ -128,16 +128,18 @@ class KindProvider:
         )
         return self.cluster.up()
 
-    def make_available(self, image: Image) -> str:
+    def make_available(self, image: Image, *also: Image) -> str:
         """Built from its context when the image names one, then loaded into every node that
-        runs pods (when one lacks it: a kept cluster's nodes may have it already)."""
+        runs pods (when one lacks it: a kept cluster's nodes may have it already), with the
+        images `also` in one `kind load`: the layers they share are saved and sent once."""
         from kubeverify.providers.kind.image import build_target_image
 
-        if image.context is not None:
-            with self.timer.phase(f"build image {image.tag}"):
-                info = build_target_image(image, self.toolchain, say=self.timer.say)
-            self.built[image.tag] = info.describe()
-        self.cluster.load_image(image.tag)
+        for each in (image, *also):
+            if each.context is not None:
+                with self.timer.phase(f"build image {each.tag}"):
+                    info = build_target_image(each, self.toolchain, say=self.timer.say)
+                self.built[each.tag] = info.describe()
+        self.cluster.load_images([each.tag for each in (image, *also)])
         return image.tag
 
     def reach(self, url: str) -> str:

@@ -251,20 +251,29 @@ class KindProjectCluster:
         workers = [node for node in nodes if roles[node] == "worker"]
         return workers or nodes
 
-    def load_image(self, tag: str) -> None:
-        image_id = read(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
+    def load_images(self, tags: list[str]) -> None:
+        """The images into every node that runs pods, those some node lacks in one `kind load`
+        (one saved archive: the layers the images share go once)."""
         nodes = self.scheduling_nodes()
-        if nodes and all(_node_has_image(node, tag, image_id) for node in nodes):
-            self.timer.note(f"every node already has {tag} ({image_id[:19]}): not loaded")
+        missing = []
+        for tag in tags:
+            image_id = read(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).strip()
+            if nodes and all(_node_has_image(node, tag, image_id) for node in nodes):
+                self.timer.note(f"every node already has {tag} ({image_id[:19]}): not loaded")
+            else:
+                missing.append(tag)
+        if not missing:
             return
-        with self.timer.phase(f"load image {tag} into the nodes"):
+        with self.timer.phase(f"load image {', '.join(missing)} into the nodes"):
             code, output = stream(
                 [self.kind, "load", "docker-image", "--name", self.name, "--nodes",
-                 ",".join(nodes), tag],
+                 ",".join(nodes), *missing],
                 self.timer.say,
             )  # fmt: skip
             if code != 0:
-                raise RuntimeError(f"kind load docker-image {tag} failed ({code}): {output[-5:]}")
+                raise RuntimeError(
+                    f"kind load docker-image {' '.join(missing)} failed ({code}): {output[-5:]}"
+                )
 
     def down(self) -> None:
         delete = f"{self.kind} delete cluster --name {self.name}"
