@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from kubeverify.kube import KubeTarget, PodWatch
+from kubeverify.kube import KubectlError, KubeTarget, PodWatch
 from kubeverify.traffic import BackgroundTraffic, Endpoint
 from kubeverify.verdict import ErrorRates, Verdict
 from kubeverify.waiting import Observation, wait_until
@@ -125,7 +125,13 @@ def schedulable_workers(kube: KubeTarget) -> list[str]:
 
 def fullest_node(kube: KubeTarget, selector: str) -> tuple[str | None, str]:
     """The schedulable node holding most of the pods (the first by name of a tie), or None
-    and why there is none to drain: fewer than two nodes could take the pods."""
+    and why there is none to drain: fewer than two nodes could take the pods, or this identity
+    may not cordon a node or evict a pod."""
+    for verb, resource in (("patch", "nodes"), ("create", "pods/eviction")):
+        try:
+            kube.kubectl("auth", "can-i", verb, resource)
+        except KubectlError:  # "no": kubectl says it with exit code 1
+            return None, f"a drain needs to {verb} {resource}, which this identity may not"
     workers = schedulable_workers(kube)
     if len(workers) < 2:
         return None, f"a drain needs two nodes that take pods; this cluster has {workers}"
