@@ -19,8 +19,12 @@ READY_TIMEOUT = 180
 
 
 def ready_groups(kube, split) -> Observation:
-    """Every group's pods ready and none terminating: {group: its ready pods}."""
-    pods = {group.name: kube.pods(group.selector) for group in split.groups}
+    """Every group's pods ready and none terminating but those gone (`PodState.gone`): {group:
+    its ready pods}."""
+    pods = {
+        group.name: [pod for pod in kube.pods(group.selector) if not pod.gone]
+        for group in split.groups
+    }
     ready = {name: {p.name for p in found if p.ready} for name, found in pods.items()}
     settling = [p.name for found in pods.values() for p in found if not p.ready or p.terminating]
     done = not settling and any(ready.values())
