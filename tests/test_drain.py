@@ -121,3 +121,10 @@ def test_a_drain_with_no_budget_is_a_finding_naming_what_it_did():
         verdict.summary
     )
     assert drained(1, []).left_on_node == []
+
+
+def test_after_a_gap_in_the_watch_the_count_is_the_new_lists():
+    # A pod deleted while the watch was away must not stay counted healthy.
+    count = _count_seeing(("ADDED", pod("a")), ("ADDED", pod("b")))
+    count._relisted([pod("b")])
+    assert count.history[-1][1] == 1

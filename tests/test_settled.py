@@ -107,3 +107,17 @@ def test_a_deleted_pod_is_gone_once_it_exited_or_was_sent_sigterm_some_seconds_a
     assert not _pod_state(_api_pod(deleted_seconds_ago=asked - 2 - 30), pre_stop).gone
     # No preStop sleep: SIGTERM at once.
     assert _pod_state(_api_pod(deleted_seconds_ago=SIGNAL_SLACK + 1 - 30), {}).gone
+
+
+def test_a_pre_stop_sleep_is_read_however_it_is_written():
+    from kubeverify.kube import pre_stop_sleep
+
+    def spec(pre_stop):
+        return {"containers": [{"lifecycle": {"preStop": pre_stop}}, {"name": "sidecar"}]}
+
+    assert pre_stop_sleep(spec({"exec": {"command": ["sleep", "5"]}})) == 5
+    assert pre_stop_sleep(spec({"exec": {"command": ["/bin/sleep", "7"]}})) == 7
+    assert pre_stop_sleep(spec({"exec": {"command": ["sh", "-c", "sleep 3"]}})) == 3
+    assert pre_stop_sleep(spec({"sleep": {"seconds": 4}})) == 4  # Kubernetes 1.29's action
+    assert pre_stop_sleep(spec({"exec": {"command": ["sh", "-c", "nginx -s quit"]}})) is None
+    assert pre_stop_sleep({"containers": [{}]}) is None

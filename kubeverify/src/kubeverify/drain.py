@@ -102,6 +102,13 @@ class HealthyCount(PodWatch):
             if not self.history or self.history[-1][1] != count:
                 self.history.append((self.clock(), count))
 
+    def _relisted(self, pods: list[dict]) -> None:
+        """After a gap in the watch, the state is the new list's, not what changed in between."""
+        with self._lock:
+            self._healthy.clear()
+        for pod in pods:
+            self._seen("ADDED", pod)
+
     def fewest(self, start: float, end: float) -> int:
         """The fewest healthy pods from `start` to `end`: the count at `start` and every count
         the changes between them made."""
@@ -110,7 +117,7 @@ class HealthyCount(PodWatch):
         with self._lock:
             before = [count for at, count in self.history if at <= start][-1:]
             during = [count for at, count in self.history if start < at <= end]
-        return min(before + during)
+        return min(before + during, default=0)
 
 
 def schedulable_workers(kube: KubeTarget) -> list[str]:
@@ -127,11 +134,11 @@ def fullest_node(kube: KubeTarget, selector: str) -> tuple[str | None, str]:
     """The schedulable node holding most of the pods (the first by name of a tie), or None
     and why there is none to drain: fewer than two nodes could take the pods, or this identity
     may not cordon a node or evict a pod."""
-    for verb, resource in (("patch", "nodes"), ("create", "pods/eviction")):
+    for asked in (("patch", "nodes"), ("create", "pods", "--subresource=eviction")):
         try:
-            kube.kubectl("auth", "can-i", verb, resource)
+            kube.kubectl("auth", "can-i", *asked)
         except KubectlError:  # "no": kubectl says it with exit code 1
-            return None, f"a drain needs to {verb} {resource}, which this identity may not"
+            return None, f"a drain needs `{' '.join(asked)}`, which this identity may not"
     workers = schedulable_workers(kube)
     if len(workers) < 2:
         return None, f"a drain needs two nodes that take pods; this cluster has {workers}"
@@ -142,8 +149,8 @@ def fullest_node(kube: KubeTarget, selector: str) -> tuple[str | None, str]:
 @contextmanager
 def cordoned(kube: KubeTarget, node: str) -> Iterator[None]:
     """The node takes no new pods for the block, and does again after it, however it ends."""
-    kube.kubectl("cordon", node)
     try:
+        kube.kubectl("cordon", node)  # in the block: a cordon that timed out may have been done
         yield
     finally:
         kube.kubectl("uncordon", node)

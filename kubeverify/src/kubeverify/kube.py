@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -108,6 +108,11 @@ class KubeTarget:
         return k8s.VersionApi(self.api).get_code()
 
     @cached_property
+    def minor_version(self) -> int:
+        """The server's minor version (20 for 1.20; a suffix such as "+" dropped)."""
+        return int("".join(c for c in self.version().minor if c.isdigit()) or 0)
+
+    @cached_property
     def api_versions(self) -> frozenset[str]:
         """Every apiVersion the server serves, as `kubectl api-versions` lists them."""
         groups = k8s.ApisApi(self.api).get_api_versions().groups
@@ -155,7 +160,8 @@ class KubeTarget:
     def evict(self, pod: str) -> None:
         """Ask the API to evict a pod, as `kubectl drain` does: refused (429) while that would
         take more of its pods than a PodDisruptionBudget allows."""
-        version = "policy/v1" if "policy/v1" in self.api_versions else "policy/v1beta1"
+        # policy/v1 serves PodDisruptionBudgets from 1.21 but Evictions only from 1.22.
+        version = "policy/v1" if self.minor_version >= 22 else "policy/v1beta1"
         self.core.create_namespaced_pod_eviction(pod, self.namespace, {
             "apiVersion": version,
             "kind": "Eviction",
@@ -237,14 +243,24 @@ class PodWatch:
     def _seen(self, kind: str, pod: dict) -> None:
         raise NotImplementedError
 
+    # Whether the pods there when the watch starts are told to `_seen`: a count of them wants
+    # them; a record of what happens while it watches does not.
+    replays_start = True
+
     def _list(self):
         return self.kube.core.list_namespaced_pod(self.kube.namespace, label_selector=self.selector)
+
+    def _relisted(self, pods: list[dict]) -> None:
+        """After a gap in the watch (an expired version), the pods as listed again."""
+        for pod in pods:
+            self._seen("ADDED", pod)
 
     @contextmanager
     def running(self) -> Iterator[PodWatch]:
         listed = self._list()
-        for pod in listed.items:
-            self._seen("ADDED", self.kube.api.sanitize_for_serialization(pod))
+        if self.replays_start:
+            for pod in listed.items:
+                self._seen("ADDED", self.kube.api.sanitize_for_serialization(pod))
         thread = threading.Thread(
             target=self._watch, args=(listed.metadata.resource_version,), daemon=True
         )
@@ -278,7 +294,9 @@ class PodWatch:
                 if error.status != 410:  # an expired version: list again, from now
                     self.error = error
                     return
-                version = self._list().metadata.resource_version
+                listed = self._list()
+                version = listed.metadata.resource_version
+                self._relisted([self.kube.api.sanitize_for_serialization(p) for p in listed.items])
             except BaseException as error:  # told where it is read, not lost in a thread
                 self.error = error
                 return
@@ -350,13 +368,20 @@ def _now() -> datetime:
 
 
 def pre_stop_sleep(spec: Mapping[str, Any]) -> float | None:
-    """The longest `sleep N` preStop hook of a pod spec's containers (the API's JSON), or None."""
+    """The longest preStop sleep of a pod spec's containers (the API's JSON): an exec of
+    `sleep N` or `sh -c "sleep N"`, or the sleep action (Kubernetes 1.29 and later); or None."""
     sleeps = []
     for container in spec.get("containers") or []:
-        hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}
-        command = hook.get("command")
-        if command and command[0] == "sleep" and len(command) == 2:
-            sleeps.append(float(command[1]))
+        hook = (container.get("lifecycle") or {}).get("preStop") or {}
+        if (hook.get("sleep") or {}).get("seconds") is not None:
+            sleeps.append(float(hook["sleep"]["seconds"]))
+            continue
+        command = (hook.get("exec") or {}).get("command") or []
+        if len(command) == 3 and command[0].endswith("sh") and command[1] == "-c":
+            command = command[2].split()
+        if len(command) == 2 and command[0].rsplit("/", 1)[-1] == "sleep":
+            with suppress(ValueError):
+                sleeps.append(float(command[1]))
     return max(sleeps, default=None)
 
 

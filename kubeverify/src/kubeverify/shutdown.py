@@ -167,6 +167,8 @@ class ShutdownWatch(PodWatch):
     """Watches the pods a selector selects and keeps the shutdown of each one deleted while
     it watches (the last state the API showed of it, which holds its containers' exits)."""
 
+    replays_start = False  # a pod already going when it starts (a kept cluster's) is not one
+
     def __init__(self, kube, selector: str) -> None:
         super().__init__(kube, selector)
         self._lock = threading.Lock()

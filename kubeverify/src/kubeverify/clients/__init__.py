@@ -10,6 +10,7 @@ its log. The pods are the run's: deleted however the block ends.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ DIRECTORY = Path(__file__).resolve().parent
 IMAGE = Image(f"kubeverify-client:{version('kubeverify')}", DIRECTORY, DIRECTORY / "Dockerfile")
 LABEL = "kubeverify-client"  # every client pod has it; its value names the group
 INTERVAL = 0.1  # seconds between one client's requests: 10 a second each
-MAX_SECONDS = 300  # a client stops by itself after this, were it never deleted
+MAX_SECONDS = 900  # a client stops by itself after this, were it never deleted
 START_TIMEOUT = 120
 
 
@@ -210,10 +211,13 @@ def with_and_without_affinity(
     ANSWERS_BEFORE times by `pods` when the block starts. Copies and clients are deleted after
     it, however it ends."""
     service = target.services[0].name
+    # Names of this run's own: what a run that was killed left cannot stand in this one's way.
+    run = secrets.token_hex(2)
     copies = [
-        service_copy(kube, service, f"{service}-kv-affinity", client_ip_affinity(AFFINITY_TIMEOUT)),
-        service_copy(kube, service, f"{service}-kv-any", {}),
-    ]
+        service_copy(kube, service, f"{service[:40]}-kv-affinity-{run}",
+                     client_ip_affinity(AFFINITY_TIMEOUT)),
+        service_copy(kube, service, f"{service[:40]}-kv-any-{run}", {}),
+    ]  # fmt: skip
     created: list[dict] = []
     try:
         for copy in copies:
@@ -231,10 +235,10 @@ def with_and_without_affinity(
             read = kube.core.read_namespaced_service(name, kube.namespace)
             urls.append(f"http://{read.spec.cluster_ip}:{read.spec.ports[0].port}")
         with_affinity = Clients(
-            kube, "kv-affinity-client", urls[0], target.probe, target.pod_header, AFFINITY_CLIENTS
+            kube, f"kv-affinity-{run}", urls[0], target.probe, target.pod_header, AFFINITY_CLIENTS
         )
         without = Clients(
-            kube, "kv-any-client", urls[1], target.probe, target.pod_header, CONTROL_CLIENTS
+            kube, f"kv-any-{run}", urls[1], target.probe, target.pod_header, CONTROL_CLIENTS
         )
         with with_affinity.running(image), without.running(image):
             with_affinity.warm_up(set(pods), ANSWERS_BEFORE)

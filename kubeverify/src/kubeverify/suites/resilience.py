@@ -31,6 +31,7 @@ class Rollout:
     affinity: Verdict | None = None
     control: Verdict | None = None
     why_no_clients: str = ""
+    clients_failed: str = ""  # the clients' own failure: the affinity check's, not the rollout's
 
 
 class Resilience:
@@ -81,12 +82,15 @@ class Resilience:
         clients need pods of their own: affinity keys on the address), one without."""
         before = settle(deployment, endpoint, target.replicas)
         with ExitStack() as stack:
-            pair, why_not = None, ""
+            pair, why_not, failed = None, "", ""
             if stage.provider.builds:
-                tag = stage.provider.make_available(clients.IMAGE)
-                pair = stack.enter_context(
-                    clients.with_and_without_affinity(kube, target, tag, before)
-                )
+                try:
+                    tag = stage.provider.make_available(clients.IMAGE)
+                    pair = stack.enter_context(
+                        clients.with_and_without_affinity(kube, target, tag, before)
+                    )
+                except Exception as error:  # the affinity check fails on it, not the rollout
+                    failed = f"{type(error).__name__}: {error}"
             else:
                 why_not = (
                     f"the {stage.provider.name} provider pulls images, and kubeverify's client "
@@ -101,32 +105,38 @@ class Resilience:
                 ended, wall_ended = time.monotonic(), time.time()
             lost = traffic.verdict(started, ended, "rollout restart")
             if pair is None:
-                return Rollout(before, after, lost, why_no_clients=why_not)
-            for group in pair:
-                group.wait_answered(wall_ended, ANSWERS_AFTER)
-            judged = [
-                affinity.verdict(
-                    group.answers(),
-                    deletions.times(),
-                    set(after),
-                    started=wall_started,
-                    ended=wall_ended,
-                    pods=target.replicas,
-                    label=label,
-                    control=control,
+                return Rollout(before, after, lost, why_no_clients=why_not, clients_failed=failed)
+            try:
+                judged = self._affinity(pair, deletions, after, wall_started, wall_ended, target)
+            except Exception as error:
+                return Rollout(
+                    before, after, lost, clients_failed=f"{type(error).__name__}: {error}"
                 )
-                for group, label, control in zip(
-                    pair,
-                    (
-                        "ClientIP affinity holds through a rollout",
-                        "ClientIP affinity holds through a rollout, negative control: a copy of "
-                        "the Service without affinity",
-                    ),
-                    (False, True),
-                    strict=True,
-                )
-            ]
         return Rollout(before, after, lost, *judged)
+
+    @staticmethod
+    def _affinity(pair, deletions, after, started, ended, target) -> list[Verdict]:
+        """The verdicts on the clients with affinity and on those without (the control)."""
+        for group in pair:
+            group.wait_answered(ended, ANSWERS_AFTER)
+        labels = (
+            "ClientIP affinity holds through a rollout",
+            "ClientIP affinity holds through a rollout, negative control: a copy of the Service "
+            "without affinity",
+        )
+        return [
+            affinity.verdict(
+                group.answers(),
+                deletions.times(),
+                set(after),
+                started=started,
+                ended=ended,
+                pods=target.replicas,
+                label=label,
+                control=control,
+            )
+            for group, label, control in zip(pair, labels, (False, True), strict=True)
+        ]
 
     def test_rollout_restart_fails_no_request(self, rollout, record):
         verdict = record(rollout.no_failures)
@@ -137,6 +147,8 @@ class Resilience:
         """Several clients in the cluster on a copy of the Service with ClientIP affinity: no
         request fails, each stays on one pod while that pod lives and ends on one new pod; on
         a copy without affinity, the same verdict fails."""
+        if rollout.clients_failed:
+            pytest.fail(f"the clients in the cluster failed: {rollout.clients_failed}")
         if rollout.affinity is None:
             pytest.skip(f"no clients in the cluster: {rollout.why_no_clients}")
         holds = record(rollout.affinity)
