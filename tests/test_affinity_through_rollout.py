@@ -11,6 +11,7 @@ import pytest
 
 from kubeverify import affinity
 from kubeverify.clients import Answer, parse
+from kubeverify.waiting import DeadlineExceeded
 
 OLD = {"old-a": 10.0, "old-b": 20.0, "old-c": 30.0}  # when each deletion was seen
 NEW = {"new-x", "new-y", "new-z"}
@@ -123,13 +124,16 @@ def test_a_client_is_judged_from_the_streak_that_warmed_it_up():
     from kubeverify.target import Probe
 
     logs = {
-        "c-0": ['{"t": 1.0, "pod": "route-x", "status": 404}']
+        "c-0": ['{"t": 0.5, "error": "ConnectionRefusedError: refused"}']
+        + ['{"t": 1.0, "pod": "route-x", "status": 404}']
         + [f'{{"t": {2 + n / 10}, "pod": "web-a", "status": 200}}' for n in range(4)],
         "c-1": [f'{{"t": {2 + n / 10}, "pod": "web-b", "status": 200}}' for n in range(4)],
     }
     core = SimpleNamespace(read_namespaced_pod_log=lambda name, ns: "\n".join(logs[name]))
     kube = SimpleNamespace(core=core, namespace="default")
     group = Clients(kube, "c", "http://10.0.0.1:80", Probe(), "X-Pod", 2)
+    with pytest.raises(DeadlineExceeded, match="last answers from"):
+        group.warm_up({"web-a", "web-b"}, count=6, timeout=0)  # not yet: failures among them
     group.warm_up({"web-a", "web-b"}, count=3, timeout=0)
     answers = group.answers()
     assert [a.t for a in answers["c-0"]] == [2.1, 2.2, 2.3]

@@ -178,7 +178,8 @@ class Clients:
                     if all(a.ok and a.pod in pods for a in recent):
                         self.warm[name] = recent[0].t
                     else:
-                        short[name] = f"last answers from {sorted({a.pod for a in recent})}"
+                        seen = sorted({a.pod if a.ok else "a failure" for a in recent})
+                        short[name] = f"last answers from {seen}"
                 elif sum(a.ok for a in recent) < count:
                     short[name] = f"{sum(a.ok for a in recent)} answers"
             return Observation(not short, f"fewer than {count} answers as wanted: {short}")
