@@ -112,8 +112,7 @@ class HealthyCount(PodWatch):
     def fewest(self, start: float, end: float) -> int:
         """The fewest healthy pods from `start` to `end`: the count at `start` and every count
         the changes between them made."""
-        if self.error is not None:
-            raise RuntimeError(f"the watch on pods {self.selector} stopped: {self.error}")
+        self._raise_if_stopped()
         with self._lock:
             before = [count for at, count in self.history if at <= start][-1:]
             during = [count for at, count in self.history if start < at <= end]

@@ -243,6 +243,11 @@ class PodWatch:
     def _seen(self, kind: str, pod: dict) -> None:
         raise NotImplementedError
 
+    def _raise_if_stopped(self) -> None:
+        """What a subclass reads is incomplete once the watch died: say so where it is read."""
+        if self.error is not None:
+            raise RuntimeError(f"the watch on pods {self.selector} stopped: {self.error}")
+
     # Whether the pods there when the watch starts are told to `_seen`: a count of them wants
     # them; a record of what happens while it watches does not.
     replays_start = True
@@ -316,8 +321,7 @@ class DeletionTimes(PodWatch):
             self.seen.setdefault(pod["metadata"]["name"], time.time())
 
     def times(self) -> dict[str, float]:
-        if self.error is not None:
-            raise RuntimeError(f"the watch on pods {self.selector} stopped: {self.error}")
+        self._raise_if_stopped()
         return dict(self.seen)
 
 

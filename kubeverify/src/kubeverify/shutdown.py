@@ -195,8 +195,7 @@ class ShutdownWatch(PodWatch):
 
     def ended(self) -> list[Shutdown]:
         """Every shutdown seen so far, in the order the pods went."""
-        if self.error is not None:
-            raise RuntimeError(f"the watch on pods {self.selector} stopped: {self.error}")
+        self._raise_if_stopped()
         with self._lock:
             return list(self._ended.values())
 
