@@ -120,24 +120,3 @@ def test_every_iris_object_lives_in_the_runs_namespace_and_its_account_comes_fir
     assert documents[account]["automountServiceAccountToken"] is False
     assert pod["automountServiceAccountToken"] is False
     assert "PodDisruptionBudget" in kinds
-
-
-def test_the_manifests_for_kubernetes_1_20_are_the_manifests_with_the_fallback_applied():
-    """`kubectl apply -f manifests/kubernetes-1.20/` (the tutorial's steps by hand on the offline
-    cluster) applies the same objects kubeverify applies there: every other manifest by a link,
-    the PodDisruptionBudget as the fallback writes it."""
-    manifests = Path(__file__).resolve().parents[1] / "manifests"
-    older = manifests / "kubernetes-1.20"
-    assert sorted(p.name for p in older.iterdir()) == sorted(
-        p.name for p in manifests.glob("*.yaml")
-    )
-    served_1_20 = {"v1", "apps/v1", "policy/v1beta1"}
-    for path in sorted(manifests.glob("*.yaml")):
-        documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        expected, _ = as_served(documents, served_1_20)
-        twin = older / path.name
-        if expected == documents:
-            assert twin.is_symlink(), twin
-            assert twin.resolve() == path.resolve()
-        else:
-            assert [doc for doc in yaml.safe_load_all(twin.read_text()) if doc] == expected

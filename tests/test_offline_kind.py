@@ -13,9 +13,11 @@ from ci.offline_kind import (
     base_image,
     engine,
     fsutil,
+    gomod,
     images,
     kubernetes,
     node_image,
+    node_stack,
     phases,
     rootfs,
 )
@@ -83,14 +85,13 @@ def test_hash_tree_sees_names_and_contents(tmp_path):
 
 
 def test_node_image_key_covers_project_files():
-    # The key must change when the entrypoint patch or the manifests change.
+    # The key must change when the rootfs script or the manifests change.
     files = {
         p.relative_to(node_image.NODE_DIR).as_posix()
         for p in node_image.NODE_DIR.rglob("*")
         if p.is_file()
     }
     assert {
-        "entrypoint-cgroup-v1.patch",
         "default-cni.yaml",
         "default-storage.yaml",
         "customize-rootfs.sh",
@@ -142,33 +143,6 @@ def test_format_seconds(seconds, text):
 
 # ------------------------------------------------------------ apt parsing
 
-MADISON = """\
- docker.io | 26.1.5+dfsg1-9+deb13u1+b1 | http://deb.debian.org/debian trixie/main amd64 Packages
- docker.io | 20.10.24+dfsg1-1+deb12u1+b6 | http://deb.debian.org/debian bookworm/main amd64 Packages
-      runc | 1.1.15+ds1-2+b4 | http://deb.debian.org/debian trixie/main amd64 Packages
-      runc | 1.1.5+ds1-1+deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages
-      runc | 1.1.5+ds1-1+deb12u1 | http://m.example/sec bookworm-security/main amd64 Packages
-kubernetes | 1.20.5+really1.20.2-1.1+deb12u1 | http://deb.debian.org/debian bookworm/main Sources
-kubernetes | 1.32.3+ds-2 | http://deb.debian.org/debian trixie/main Sources
-N: Unable to locate package nothing
-"""
-
-
-def test_parse_madison_and_pick():
-    offers = apt.parse_madison(MADISON)
-    assert len(offers) == 7
-    assert apt.pick(offers, "docker.io", "trixie") == "26.1.5+dfsg1-9+deb13u1+b1"
-    assert apt.pick(offers, "runc", "bookworm") == "1.1.5+ds1-1+deb12u1"
-    assert apt.pick(offers, "runc", "bookworm-security") == "1.1.5+ds1-1+deb12u1"
-    assert (
-        apt.pick(offers, "kubernetes", "bookworm", "Sources") == "1.20.5+really1.20.2-1.1+deb12u1"
-    )
-    with pytest.raises(KeyError):
-        apt.pick(offers, "kubernetes", "bookworm")  # no binary package of that name
-    with pytest.raises(KeyError):
-        apt.pick(offers, "kind", "trixie")
-
-
 POLICY = """\
 docker.io:
   Installed: (none)
@@ -211,29 +185,6 @@ def test_parse_dpkg_query_keeps_installed_only():
     assert apt.parse_dpkg_query(text) == {"golang-go": "2:1.19~1", "libc6": "2.36-9+deb12u14"}
 
 
-def test_parse_print_uris():
-    pool = "http://deb.debian.org/debian/pool/main/k/kind"
-    dsc_sum = "d038049a57a721e137a1f9bcfcc440b9b8f24e2d944c56b6d858da721be186e8"
-    orig_sum = "7150a9ea8b07f8a3b28dcca5090ad551a9a50be401fef9501aef1851be8a6dd6"
-    text = (
-        "Reading package lists...\n"
-        "NOTICE: 'kind' packaging is maintained in the 'Git' version control system at:\n"
-        f"'{pool}/kind_0.27.0-1.dsc' kind_0.27.0-1.dsc 2424 SHA256:{dsc_sum}\n"
-        f"'{pool}/kind_0.27.0.orig.tar.gz' kind_0.27.0.orig.tar.gz 1938237 SHA256:{orig_sum}\n"
-    )
-    files = apt.parse_print_uris(text)
-    assert [f.name for f in files] == ["kind_0.27.0-1.dsc", "kind_0.27.0.orig.tar.gz"]
-    assert files[1].size == 1938237
-    assert files[0].sha256.startswith("d038049a")
-
-
-def test_series_patches():
-    assert apt.series_patches("# comment\n0001-a.patch\n\nCVE-1.patch -p1\n") == [
-        "0001-a.patch",
-        "CVE-1.patch",
-    ]
-
-
 DEB822 = """\
 Types: deb
 # http://snapshot.debian.org/archive/debian/20250520T000000Z
@@ -271,10 +222,7 @@ def test_find_mirror_from_one_line_format_and_default():
 def test_render_sources_mirrors_uri_and_keyring():
     text = apt.render_sources("http://m.example/debian", "/k.gpg")
     paragraphs = apt.parse_deb822(text)
-    assert [(p["types"], p["suites"]) for p in paragraphs] == [
-        ("deb-src", "bookworm"),
-        ("deb deb-src", "trixie"),
-    ]
+    assert [(p["types"], p["suites"]) for p in paragraphs] == [("deb", "trixie")]
     assert all(
         p["uris"] == "http://m.example/debian" and p["signed-by"] == "/k.gpg" for p in paragraphs
     )
@@ -338,13 +286,13 @@ def test_python_series():
 # ------------------------------------------------------------ kubernetes / node image
 
 KUBEADM_IMAGES = """\
-k8s.gcr.io/kube-apiserver:v1.20.2
-k8s.gcr.io/kube-controller-manager:v1.20.2
-k8s.gcr.io/kube-scheduler:v1.20.2
-k8s.gcr.io/kube-proxy:v1.20.2
-k8s.gcr.io/pause:3.2
-k8s.gcr.io/etcd:3.4.13-0
-k8s.gcr.io/coredns:1.7.0
+registry.k8s.io/kube-apiserver:v1.37.2
+registry.k8s.io/kube-controller-manager:v1.37.2
+registry.k8s.io/kube-scheduler:v1.37.2
+registry.k8s.io/kube-proxy:v1.37.2
+registry.k8s.io/coredns/coredns:v1.14.6
+registry.k8s.io/pause:3.10.2
+registry.k8s.io/etcd:3.7.0-0
 """
 
 
@@ -352,22 +300,131 @@ def test_parse_image_list_ignores_log_noise():
     noisy = "W0101 12:00:00.000000 1 version.go:102] could not fetch a Kubernetes version\n"
     assert (
         kubernetes.parse_image_list(noisy + KUBEADM_IMAGES)[0]
-        == "k8s.gcr.io/kube-apiserver:v1.20.2"
+        == "registry.k8s.io/kube-apiserver:v1.37.2"
     )
     assert len(kubernetes.parse_image_list(noisy + KUBEADM_IMAGES)) == 7
 
 
-def test_plan_images():
+def test_image_name_and_tag():
+    assert kubernetes.image_name("registry.k8s.io/coredns/coredns:v1.14.6") == "coredns"
+    assert kubernetes.image_tag("registry.k8s.io/coredns/coredns:v1.14.6") == "v1.14.6"
+    assert kubernetes.image_name("registry.k8s.io/etcd:3.7.0-0") == "etcd"
+    assert kubernetes.image_tag("registry.k8s.io/etcd:3.7.0-0") == "3.7.0-0"
+
+
+def test_plan_images_builds_every_image_kubeadm_lists():
     plan, skipped = node_image.plan_images(kubernetes.parse_image_list(KUBEADM_IMAGES))
     assert plan == {
-        "k8s.gcr.io/kube-apiserver:v1.20.2": "static",
-        "k8s.gcr.io/kube-controller-manager:v1.20.2": "static",
-        "k8s.gcr.io/kube-scheduler:v1.20.2": "static",
-        "k8s.gcr.io/kube-proxy:v1.20.2": "kube-proxy",
-        "k8s.gcr.io/pause:3.2": "pause",
-        "k8s.gcr.io/etcd:3.4.13-0": "etcd",
+        "registry.k8s.io/kube-apiserver:v1.37.2": "static",
+        "registry.k8s.io/kube-controller-manager:v1.37.2": "static",
+        "registry.k8s.io/kube-scheduler:v1.37.2": "static",
+        "registry.k8s.io/kube-proxy:v1.37.2": "kube-proxy",
+        "registry.k8s.io/coredns/coredns:v1.14.6": "coredns",
+        "registry.k8s.io/pause:3.10.2": "pause",
+        "registry.k8s.io/etcd:3.7.0-0": "etcd",
     }
-    assert skipped == ["k8s.gcr.io/coredns:1.7.0"]
+    assert skipped == []
+    assert node_image.plan_images(["registry.k8s.io/other:v1"]) == (
+        {},
+        ["registry.k8s.io/other:v1"],
+    )
+
+
+def test_staging_modules_take_the_release_of_their_kubernetes():
+    assert kubernetes.staging_version("v1.37.2") == "v0.37.2"
+    with pytest.raises(ValueError, match=r"not a Kubernetes 1\.x release"):
+        kubernetes.staging_version("v2.0.0")
+
+
+def test_version_ldflags_stamp_both_version_packages():
+    flags = kubernetes.version_ldflags("v1.37.2")
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion=v1.37.2" in flags
+        assert f"-X {package}.gitMajor=1" in flags
+        assert f"-X {package}.gitMinor=37" in flags
+
+
+KUBERNETES_GO_MOD = """\
+module k8s.io/kubernetes
+
+go 1.26.0
+
+godebug default=go1.26
+
+require (
+\tgithub.com/blang/semver/v4 v4.0.0
+\tk8s.io/api v0.0.0
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+\tgithub.com/example/forked => github.com/example/fork v1.0.0
+)
+
+replace go.etcd.io/etcd/api/v3 => ../api
+"""
+
+
+def test_sibling_replaces_are_the_local_paths_only():
+    assert gomod.sibling_replaces(KUBERNETES_GO_MOD) == [
+        "k8s.io/api",
+        "k8s.io/client-go",
+        "go.etcd.io/etcd/api/v3",
+    ]
+
+
+def test_wrapper_go_mod_keeps_go_and_godebug_and_pins_the_siblings():
+    text = gomod.wrapper_go_mod(
+        "kubeverify.offline/k", KUBERNETES_GO_MOD, {"k8s.io/kubernetes": "v1.37.2"},
+        {"k8s.io/api": "v0.37.2", "k8s.io/client-go": "v0.37.2"},
+    )  # fmt: skip
+    assert text.startswith("module kubeverify.offline/k\n\ngo 1.26.0\n\ngodebug default=go1.26\n")
+    assert "\tk8s.io/kubernetes v1.37.2\n" in text
+    assert "\tk8s.io/api => k8s.io/api v0.37.2\n" in text
+    assert "\tk8s.io/client-go => k8s.io/client-go v0.37.2\n" in text
+    plain = gomod.wrapper_go_mod("m", "module x\n\ngo 1.25.0\n", {"x": "v1.0.0"}, {})
+    assert "replace" not in plain
+    assert "godebug" not in plain
+    assert "go 1.25.0" in plain
+
+
+def test_tools_go_imports_each_package():
+    text = gomod.tools_go(["b/cmd/two", "a/cmd/one"])
+    assert text.startswith("//go:build tools\n")
+    assert text.index('_ "a/cmd/one"') < text.index('_ "b/cmd/two"')
+
+
+@pytest.mark.parametrize(
+    ("said", "version"),
+    [("go1.26.8", (1, 26)), ("go1.27rc1", (1, 27)), ("devel", None), ("", None)],
+)
+def test_parse_go_version(said, version):
+    assert gomod.parse_go_version(said) == version
+
+
+def test_the_node_stack_takes_etcd_and_coredns_from_kubeadms_list():
+    programs = {
+        p.module: p for p in node_stack.programs(kubernetes.parse_image_list(KUBEADM_IMAGES))
+    }
+    assert programs["go.etcd.io/etcd/server/v3"].version == "v3.7.0"
+    assert programs["go.etcd.io/etcd/server/v3"].siblings == "v3.7.0"
+    assert programs["github.com/coredns/coredns"].version == "v1.14.6"
+    assert programs["github.com/opencontainers/runc"].cgo
+    assert "no_btrfs" in programs["github.com/containerd/containerd/v2"].tags
+    with pytest.raises(ValueError, match="coredns"):
+        node_stack.programs(["registry.k8s.io/etcd:3.7.0-0"])
+
+
+def test_the_node_stack_names_every_binary_the_node_image_installs():
+    programs = node_stack.programs(kubernetes.parse_image_list(KUBEADM_IMAGES))
+    names = {name for program in programs for name in node_stack.binaries(program)}
+    assert set(node_image.STACK_PATHS) | {"etcd", "coredns"} == names
+
+
+def test_module_version_of_an_image_tag():
+    assert node_stack.module_version("3.7.0-0") == "v3.7.0"
+    assert node_stack.module_version("v1.14.6") == "v1.14.6"
 
 
 KIND_CONTAINERD = """\
@@ -383,10 +440,9 @@ KIND_CONTAINERD = """\
 
 
 def test_configure_containerd():
-    out = node_image.configure_containerd(KIND_CONTAINERD, "k8s.gcr.io/pause:3.2")
-    assert out.count("SystemdCgroup = false") == 2
-    assert "SystemdCgroup = true" not in out
-    assert 'sandbox_image = "k8s.gcr.io/pause:3.2"' in out
+    out = node_image.configure_containerd(KIND_CONTAINERD, "registry.k8s.io/pause:3.10.2")
+    assert out.count("SystemdCgroup = true") == 2  # kind's driver for Kubernetes 1.24 and later
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10.2"' in out
     assert "restrict_oom_score_adj = true" in out
 
 
@@ -406,16 +462,6 @@ def test_cni_manifest_is_a_kind_template_using_a_local_image():
 def test_storage_manifest_is_not_empty():
     text = node_image.STORAGE_MANIFEST.read_text()
     assert "kind: StorageClass" in text
-
-
-def test_entrypoint_patch_targets_kind_entrypoint():
-    text = node_image.ENTRYPOINT_PATCH.read_text()
-    assert "+++ b/usr/local/bin/entrypoint" in text
-    # The self bind mount is dropped, the mkdir before it stays.
-    assert '-  mount --bind "${subsystem}/${cgroup_root}" "${subsystem}/${cgroup_root}"' in text
-    assert not [
-        line for line in text.splitlines() if line.startswith("+") and "mount --bind" in line
-    ]
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,6 @@ NEEDS_A_CLUSTER = {
     'node_image)"': "the kind provider on the offline path, with --name iris-e2e",
     'docker build --build-arg BASE_IMAGE="$(python3 -m ci.offline_kind env base_image)" -t '
     "iris-classifier:poc .": "the kind provider on the offline path (nox -s image)",
-    "kubectl apply -f manifests/kubernetes-1.20/": TUTORIAL,
 }
 SERVER_TIMEOUT = 120  # the service trains its model at start-up here; Locust imports scipy
 STOP_GRACE = 10

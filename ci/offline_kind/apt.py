@@ -20,21 +20,17 @@ SOURCES_FILE = Path("/etc/apt/sources.list.d/iris-offline-kind.sources")
 PREFERENCES_FILE = Path("/etc/apt/preferences.d/iris-offline-kind-trixie")
 LISTS_DIR = Path("/var/lib/apt/lists")
 
-# What the note found necessary on Debian 12, plus patch (source patches),
-# libseccomp2 (runc) and ca-certificates.
+# debootstrap (root file systems), iptables (dockerd's bridge networking), gcc with libc6-dev
+# (the static pause binary) and libseccomp-dev with pkg-config (runc links libseccomp through cgo,
+# as kind's build does). Go itself is the machine's (see gomod.py).
 HOST_PACKAGES = [
     "ca-certificates",
     "debootstrap",
-    "dpkg-dev",
     "gcc",
-    "golang-go",
-    "golang-github-modern-go-reflect2-dev",
     "iptables",
-    "jq",
     "libc6-dev",
-    "libseccomp2",
-    "patch",
-    "rsync",
+    "libseccomp-dev",
+    "pkg-config",
     "xz-utils",
 ]
 
@@ -133,15 +129,8 @@ def read_host_sources(skip: Path = SOURCES_FILE) -> list[dict[str, str]]:
 def render_sources(uri: str, signed_by: str) -> str:
     return (
         "# Managed by ci/offline_kind (python3 -m ci.offline_kind ensure).\n"
-        "# bookworm sources: Kubernetes 1.20 and kind's files come from source packages.\n"
-        "Types: deb-src\n"
-        f"URIs: {uri}\n"
-        "Suites: bookworm\n"
-        "Components: main\n"
-        f"Signed-By: {signed_by}\n"
-        "\n"
-        "# trixie: Docker 26 and kind 0.27, fetched by explicit version only (see the pin).\n"
-        "Types: deb deb-src\n"
+        "# trixie: Docker 26, fetched by explicit version only (see the pin).\n"
+        "Types: deb\n"
         f"URIs: {uri}\n"
         "Suites: trixie\n"
         "Components: main\n"
@@ -168,21 +157,6 @@ class Offer:
     kind: str  # "Packages" (binary) or "Sources"
 
 
-def parse_madison(text: str) -> list[Offer]:
-    offers = []
-    for line in text.splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) != 3:
-            continue
-        package, version, where = parts
-        words = where.split()
-        if len(words) < 3:
-            continue
-        suite = words[1].split("/")[0]
-        offers.append(Offer(package, version, suite, words[-1]))
-    return offers
-
-
 def pick(offers: Iterable[Offer], package: str, suite: str, kind: str = "Packages") -> str:
     for offer in offers:
         if offer.package == package and offer.suite == suite and offer.kind == kind:
@@ -198,23 +172,6 @@ def parse_dpkg_query(text: str) -> dict[str, str]:
         if len(parts) == 3 and parts[1] == "ii":
             installed[parts[0].split(":")[0]] = parts[2]
     return installed
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    url: str
-    name: str
-    size: int
-    sha256: str
-
-
-def parse_print_uris(text: str) -> list[SourceFile]:
-    files = []
-    for line in text.splitlines():
-        m = re.match(r"^'([^']+)'\s+(\S+)\s+(\d+)\s+SHA256:([0-9a-f]{64})", line.strip())
-        if m:
-            files.append(SourceFile(m.group(1), m.group(2), int(m.group(3)), m.group(4)))
-    return files
 
 
 def parse_policy(text: str) -> list[Offer]:
@@ -246,8 +203,6 @@ def use_cache_dir(directory: Path) -> None:
     _APT_CACHE_OPTIONS[:] = [
         "-o",
         f"Dir::Cache::pkgcache={directory / 'pkgcache.bin'}",
-        "-o",
-        f"Dir::Cache::srcpkgcache={directory / 'srcpkgcache.bin'}",
     ]
 
 
@@ -255,17 +210,10 @@ def apt_cache(run: Runner, *args: str) -> str:
     return run.out(["apt-cache", *_APT_CACHE_OPTIONS, *args])
 
 
-def versions(
-    run: Runner, packages: list[str], suite: str, kind: str = "Packages"
-) -> dict[str, str]:
-    # madison looks up source records package by package, which is slow for
-    # binary packages; policy is not, and madison is still needed for Sources.
-    if kind == "Sources":
-        offers = parse_madison(apt_cache(run, "madison", *packages))
-    else:
-        offers = parse_policy(apt_cache(run, "policy", *packages))
+def versions(run: Runner, packages: list[str], suite: str) -> dict[str, str]:
+    offers = parse_policy(apt_cache(run, "policy", *packages))
     try:
-        return {p: pick(offers, p, suite, kind) for p in packages}
+        return {p: pick(offers, p, suite) for p in packages}
     except KeyError as exc:
         raise PhaseError(
             run.phase,
@@ -298,78 +246,13 @@ def download(run: Runner, pinned: dict[str, str], dest: Path) -> list[Path]:
     return debs
 
 
-def fetch_source(
-    run: Runner, package: str, version: str, dest: Path, apply_debian_patches: bool = True
-) -> Path:
-    """Fetch a Debian source package with apt and unpack it into dest/tree.
-
-    We unpack ourselves instead of letting dpkg-source do it: the mirror here
-    serves kind's orig tarball but 404s its .dsc, and the orig tarball alone
-    (checked against the signed Sources index) is all kind's files need.
-    """
-    dl = dest / "download"
-    dl.mkdir(parents=True, exist_ok=True)
-    spec = f"{package}={version}"
-    files = parse_print_uris(run.out(["apt-get", "source", "--print-uris", spec]))
-    if not files:
-        raise PhaseError(run.phase, f"apt-get lists no source files for {spec}")
-    run.run(["apt-get", "source", "--download-only", spec], cwd=dl, check=False)
-    present = {}
-    for f in files:
-        path = dl / f.name
-        if path.is_file() and fsutil.sha256_file(path) == f.sha256:
-            present[f.name] = path
-        else:
-            run.note(f"source file {f.name} unavailable from the mirror")
-    orig = [n for n in present if re.search(r"\.orig\.tar\.\w+$", n)]
-    if not orig:
-        raise PhaseError(
-            run.phase,
-            f"could not download the upstream tarball of {spec}",
-            ["apt-get", "source", "--download-only", spec],
-            log=run.log_path,
-        )
-    tree = dest / "tree"
-    tree.mkdir()
-    run.run(["tar", "-xf", present[orig[0]], "-C", tree, "--strip-components=1", "--no-same-owner"])
-    debian = [n for n in present if re.search(r"\.debian\.tar\.\w+$", n)]
-    if apply_debian_patches:
-        if not debian:
-            raise PhaseError(run.phase, f"Debian packaging of {spec} is not downloadable")
-        run.run(["tar", "-xf", present[debian[0]], "-C", tree, "--no-same-owner"])
-        series = tree / "debian" / "patches" / "series"
-        if series.is_file():
-            for name in series_patches(series.read_text()):
-                run.run(
-                    [
-                        "patch",
-                        "-p1",
-                        "--forward",
-                        "--batch",
-                        "-i",
-                        tree / "debian" / "patches" / name,
-                    ],
-                    cwd=tree,
-                )
-    return tree
-
-
-def series_patches(text: str) -> list[str]:
-    names = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(line.split()[0])
-    return names
-
-
 # ---------------------------------------------------------------- phase
 
 
 class AptPhase(Phase):
     name = "apt"
-    what = "host packages and apt sources (bookworm deb-src, trixie pinned to 100)"
-    recipe = 1
+    what = "host packages and apt sources (trixie pinned to 100)"
+    recipe = 2
 
     def _desired(self) -> tuple[str, str]:
         uri, signed_by = find_mirror(read_host_sources())
@@ -386,7 +269,7 @@ class AptPhase(Phase):
                 return False
         except OSError:
             return False
-        if not any(LISTS_DIR.glob("*_dists_trixie_main_source_Sources*")):
+        if not any(LISTS_DIR.glob("*_dists_trixie_main_binary-*_Packages*")):
             return False
         return set(installed(run, HOST_PACKAGES)) >= set(HOST_PACKAGES)
 

@@ -18,6 +18,7 @@ from .engine import DOCKER_HOST, EnginePhase
 from .kind_binary import KindPhase
 from .kubernetes import VERSION, KubernetesPhase
 from .node_image import NodeImagePhase
+from .node_stack import NodeStackPhase
 from .phases import Context, format_table, phase_status, run_phase
 from .proc import PREFIX, PhaseError
 from .registry import CHOICE_VARIABLE, registry_reachable
@@ -32,6 +33,7 @@ PHASES = [
     BaseImagePhase(),
     KindPhase(),
     KubernetesPhase(),
+    NodeStackPhase(),
     NodeImagePhase(),
 ]
 PHASE_NAMES = [p.name for p in PHASES]
@@ -51,7 +53,7 @@ def env_document(ctx: Context) -> dict[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 -m ci.offline_kind",
-        description="Provision a registry-free 3-node kind toolchain from Debian packages.",
+        description="A registry-free kind toolchain from Debian's packages and Go modules.",
     )
     parser.add_argument("command", nargs="?", default="ensure", choices=["ensure", "env", "status"])
     parser.add_argument(

@@ -1,40 +1,34 @@
-"""Phase 4: kind 0.27.0 from trixie's binary package (it needs only libc)."""
+"""Phase: kind from its Go module (`go install sigs.k8s.io/kind@v0.33.0`, as kind's docs say)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from . import apt
+from . import gomod
 from .phases import Context, Phase
 from .proc import PhaseError, Runner
 
-PACKAGE = "kind"
-SUITE = "trixie"
-EXPECTED = "0.27.0"
+MODULE = "sigs.k8s.io/kind"
+VERSION = "v0.33.0"
 
 
 class KindPhase(Phase):
     name = "kind"
-    what = f"kind {EXPECTED} from {SUITE}'s binary package"
-    recipe = 1
+    what = f"kind {VERSION} from its Go module"
+    recipe = 2
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
-        return {"kind": apt.versions(run, [PACKAGE], SUITE)[PACKAGE]}
+        return {"kind": VERSION, "go": gomod.check_go(run, gomod.go_env(ctx))}
 
     def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
         return os.access(outputs.get("kind", ""), os.X_OK)
 
     def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
-        (deb,) = apt.download(run, {PACKAGE: ctx.inputs[self.name]["kind"]}, work / "debs")
-        run.run(["dpkg-deb", "-x", deb, work / "pkg"])
-        (work / "bin").mkdir()
-        shutil.copy2(work / "pkg/usr/bin/kind", work / "bin/kind")
-        shutil.rmtree(work / "pkg")
-        shutil.rmtree(work / "debs")
+        env = {**gomod.go_env(ctx), "GOBIN": str(work / "bin"), "CGO_ENABLED": "0"}
+        run.run(["go", "install", "-trimpath", f"{MODULE}@{VERSION}"], env=env, timeout=1800)
         version = run.out([work / "bin/kind", "version"])
-        if EXPECTED not in version:
-            raise PhaseError(self.name, f"expected kind {EXPECTED}, got: {version.strip()}")
+        if VERSION not in version:
+            raise PhaseError(self.name, f"expected kind {VERSION}, got: {version.strip()}")
         return {"kind": str(final / "bin/kind"), "version": version.strip()}

@@ -1,9 +1,9 @@
-"""Phase 5: Kubernetes 1.20.2 binaries built from bookworm's source package.
+"""Phase: Kubernetes binaries built from the k8s.io/kubernetes module, and the pause binary.
 
-Only Debian 12's source package `kubernetes` (1.20.2, with vendor/) has the
-server binaries. It is built the way its debian/rules does, with Debian 12's
-Go 1.19 -- plus one fix: the vendored reflect2 1.0.1 makes kubeadm panic
-under Go >= 1.18, so it is swapped for Debian's reflect2 1.0.2.
+k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/client-go, ...) with paths in
+its repository, so it builds from a wrapper module that takes each at its published release
+(v0.37.2 for v1.37.2). The version the binaries report goes in by -ldflags, as Kubernetes' own
+build stamps it (else kubeadm reads v0.0.0 and asks for images of that version).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import apt, fsutil
+from . import gomod
 from .phases import Context, Phase
 from .proc import PhaseError, Runner
 
-VERSION = "v1.20.2"
+# The newest Kubernetes minor served by the module proxy, at its newest patch.
+VERSION = "v1.37.2"
+MODULE = "k8s.io/kubernetes"
 COMMANDS = [
     "kubeadm",
     "kubelet",
@@ -27,21 +29,37 @@ COMMANDS = [
     "kube-scheduler",
     "kube-proxy",
 ]
-TOOLCHAIN = ["golang-go", "golang-github-modern-go-reflect2-dev", "gcc", "libc6-dev"]
-REFLECT2_SRC = Path("/usr/share/gocode/src/github.com/modern-go/reflect2")
-REFLECT2_VENDOR = "vendor/github.com/modern-go/reflect2"
-GO_BIN = "/usr/lib/go/bin"
-GO_CACHE_IN_TREE = "_output/local/go/cache"
-PAUSE_VERSION = "3.2"
+# Where Kubernetes' build stamps its version (hack/lib/version.sh).
+VERSION_PACKAGES = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]
+PAUSE_SOURCE = "build/pause/linux/pause.c"
+BUILD_DATE = "2026-12-07T00:00:00Z"  # fixed: the same inputs give the same binaries
 
 
-def replace_reflect2(tree: Path) -> None:
-    vendored = tree / REFLECT2_VENDOR
-    shutil.rmtree(vendored)
-    shutil.copytree(REFLECT2_SRC, vendored, symlinks=False)
-    # A go.mod would turn the vendored copy into a separate module.
-    for name in ("go.mod", "go.sum"):
-        (vendored / name).unlink(missing_ok=True)
+def staging_version(version: str) -> str:
+    """The staging modules' release for a Kubernetes release: v1.37.2 -> v0.37.2."""
+    major, minor, patch = version.lstrip("v").split(".")
+    if major != "1":
+        raise ValueError(f"not a Kubernetes 1.x release: {version}")
+    return f"v0.{minor}.{patch}"
+
+
+def version_ldflags(version: str) -> str:
+    """-X flags that make the binaries report `version` (gitVersion, gitMajor, gitMinor), as
+    Kubernetes' release build does; the commit is unknown to a module zip."""
+    major, minor, _ = version.lstrip("v").split(".")
+    fields = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitCommit": "0" * 40,
+        "gitTreeState": "archive",
+        "buildDate": BUILD_DATE,
+    }
+    return " ".join(
+        f"-X {package}.{name}={value}"
+        for package in VERSION_PACKAGES
+        for name, value in fields.items()
+    )
 
 
 def parse_image_list(text: str) -> list[str]:
@@ -52,25 +70,32 @@ def parse_image_list(text: str) -> list[str]:
     ]
 
 
+def image_name(ref: str) -> str:
+    """registry.k8s.io/coredns/coredns:v1.14.6 -> coredns"""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+
+
+def image_tag(ref: str) -> str:
+    """registry.k8s.io/etcd:3.7.0-0 -> 3.7.0-0"""
+    return ref.rsplit("/", 1)[-1].partition(":")[2]
+
+
 class KubernetesPhase(Phase):
     name = "kubernetes"
-    # Measured cold on machines of this project's kind (2 cores): 3 min 56 s to 15 min.
+    # Measured cold on a machine of this project's kind (2 cores), modules downloaded.
     what = (
-        f"Kubernetes {VERSION} binaries from bookworm's source package (the long phase: 4 to 15 "
-        "min on 2 cores, cold)"
+        f"Kubernetes {VERSION} binaries from the {MODULE} module (the long phase: about 12 min "
+        "on 2 cores, cold)"
     )
-    recipe = 2
+    recipe = 3
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
-        toolchain = apt.installed(run, TOOLCHAIN)
-        missing = set(TOOLCHAIN) - set(toolchain)
-        if missing:
-            raise PhaseError(self.name, f"build tools not installed: {sorted(missing)}")
+        env = gomod.go_env(ctx)
         return {
-            "source": apt.versions(run, ["kubernetes"], "bookworm", "Sources")["kubernetes"],
-            "toolchain": toolchain,
+            "version": VERSION,
+            "go": gomod.check_go(run, env),
             "commands": COMMANDS,
-            "pause": PAUSE_VERSION,
+            "cc": run.out(["gcc", "-dumpfullversion"]).strip(),
         }
 
     def verify(self, ctx: Context, run: Runner, outputs: dict[str, Any]) -> bool:
@@ -78,62 +103,20 @@ class KubernetesPhase(Phase):
         return all(os.access(Path(bins) / c, os.X_OK) for c in [*COMMANDS, "pause"])
 
     def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
-        build_dir = ctx.phase_dir(self.name) / "build"
-        fsutil.safe_rmtree(build_dir)
-        build_dir.mkdir(parents=True)
-        source = ctx.inputs[self.name]["source"]
-        run.note(f"fetching source package kubernetes {source}")
-        tree = apt.fetch_source(run, "kubernetes", source, build_dir)
-        replace_reflect2(tree)
-        (build_dir / "home").mkdir()
-        # Kubernetes' build sets its own GOPATH and GOCACHE under _output, so
-        # the Go build cache is parked beside the tree between builds; with the
-        # tree at a fixed path (it is trimmed into the compile flags) a rebuild
-        # after a recipe or toolchain change is incremental.
-        go_cache = tree / GO_CACHE_IN_TREE
-        parked = ctx.phase_dir(self.name) / "gocache"
-        if parked.is_dir():
-            go_cache.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(parked, go_cache)
-        # KUBE_STATIC_OVERRIDES: kubelet is the one command Kubernetes' build
-        # links dynamically, in a separate `go install`; with CGO off (as in
-        # debian/rules) it is static anyway, so build it with the others.
-        env = {
-            "HOME": str(build_dir / "home"),
-            "CGO_ENABLED": "0",
-            "KUBE_STATIC_OVERRIDES": "kubelet",
-            "PATH": f"{GO_BIN}:{ctx.env['PATH']}",
-            "GOFLAGS": "",
-        }
-        run.note(f"building {' '.join(COMMANDS)} (log {run.log_path})")
-        try:
-            run.run(
-                ["make", "WHAT=" + " ".join(f"cmd/{c}" for c in COMMANDS)],
-                cwd=tree,
-                env=env,
-                timeout=3600,
-            )
-        finally:
-            if go_cache.is_dir() and not parked.exists():
-                os.rename(go_cache, parked)
-        bin_dir = work / "bin"
-        bin_dir.mkdir()
-        for command in COMMANDS:
-            shutil.copy2(tree / "_output/bin" / command, bin_dir / command)
-        run.run(
-            [
-                "gcc",
-                "-Os",
-                "-Wall",
-                "-Werror",
-                "-static",
-                f"-DVERSION=v{PAUSE_VERSION}-iris-offline",
-                "-o",
-                bin_dir / "pause",
-                tree / "build/pause/linux/pause.c",
-            ]
+        env = gomod.go_env(ctx)
+        module = work / "module"
+        run.note(f"wrapper module for {MODULE} {VERSION} (staging at {staging_version(VERSION)})")
+        packages = [f"{MODULE}/cmd/{c}" for c in COMMANDS]
+        source = gomod.wrapper(
+            run, env, module, MODULE, VERSION, packages, staging_version(VERSION)
         )
-        fsutil.safe_rmtree(build_dir)
+        bin_dir = work / "bin"
+        run.note(f"building {' '.join(COMMANDS)} (log {run.log_path})")
+        gomod.build(
+            run, env, packages, bin_dir, cwd=module, ldflags=f"-s -w {version_ldflags(VERSION)}"
+        )
+        shutil.copy2(source / PAUSE_SOURCE, work / "pause.c")
+        shutil.rmtree(module)
 
         got = run.out([bin_dir / "kubeadm", "version", "-o", "short"]).strip()
         if got != VERSION:
@@ -145,6 +128,18 @@ class KubernetesPhase(Phase):
         )
         if not images:
             raise PhaseError(self.name, "kubeadm config images list printed no images")
+        # The pause container's one C file, as Kubernetes' build/pause Makefile compiles it,
+        # stamped with the tag kubeadm asks for.
+        pause = next((image_tag(ref) for ref in images if image_name(ref) == "pause"), None)
+        if pause is None:
+            raise PhaseError(self.name, f"kubeadm lists no pause image: {images}")
+        run.run(
+            [
+                "gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{pause}-kubeverify",
+                "-o", bin_dir / "pause", work / "pause.c",
+            ]
+        )  # fmt: skip
+        (work / "pause.c").unlink()
         return {
             "bin": str(final / "bin"),
             "kubectl": str(final / "bin/kubectl"),

@@ -1,11 +1,11 @@
-"""Phase 6: the kind node image, following kind 0.27's images/base and pkg/build/nodeimage.
+"""Phase: the kind node image, following kind's images/base and pkg/build/nodeimage.
 
-images/base: a bookworm rootfs with kind's files/ (entrypoint, units,
-containerd config) and the RUN steps of its Dockerfile (node/customize-rootfs.sh).
-nodeimage: kubeadm/kubelet/kubectl in /usr/bin, /kind/version, containerd
-tuned for Kubernetes < 1.24, the CNI and storage manifests, and the images
-kubeadm needs imported into the node's containerd in a running build
-container, then `docker commit`.
+images/base: a bookworm rootfs (its systemd 252 still boots on cgroup v1, which these machines
+run; trixie's 257 needs a forcing flag and 258 refuses) with kind's files/ (entrypoint, units,
+containerd config) from its module, the node stack built from Go modules, and the RUN steps of
+its Dockerfile (node/customize-rootfs.sh). nodeimage: kubeadm/kubelet/kubectl in /usr/bin,
+/kind/version, the containerd settings, the CNI and storage manifests, and the images kubeadm
+needs imported into the node's containerd in a running build container, then `docker commit`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import apt, engine, fsutil, images, kubernetes, rootfs
+from . import apt, engine, fsutil, gomod, images, kind_binary, kubernetes, rootfs
+from .kubernetes import image_name
 from .phases import Context, Phase, short
 from .proc import PhaseError, Runner, warn
 
 NODE_DIR = Path(__file__).parent / "node"
-ENTRYPOINT_PATCH = NODE_DIR / "entrypoint-cgroup-v1.patch"
 CUSTOMIZE = NODE_DIR / "customize-rootfs.sh"
 CNI_MANIFEST = NODE_DIR / "default-cni.yaml"
 STORAGE_MANIFEST = NODE_DIR / "default-storage.yaml"
 CNI_SCRIPT = NODE_DIR / "cni" / "offline-cni.sh"
 
-# kind's images/base package list, minus network storage clients (nfs, iscsi),
-# plus Debian's builds of what kind compiles itself.
+# kind's images/base package list, minus network storage clients (nfs, iscsi, e2fsprogs); what
+# kind compiles itself comes from the node-stack phase.
 NODE_PACKAGES = [
     "systemd",
     "conntrack",
@@ -48,14 +48,24 @@ NODE_PACKAGES = [
     "curl",
     "jq",
     "procps",
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
 ]
-# Base of the kube-proxy, etcd and CNI images (one shared layer).
-TOOLS_PACKAGES = ["iptables", "conntrack", "iproute2", "curl", "jq"]
+# Base of the kube-proxy, etcd and CNI images (one shared layer); kube-proxy's nftables mode
+# runs `nft`.
+TOOLS_PACKAGES = ["iptables", "nftables", "conntrack", "iproute2", "curl", "jq"]
 STATIC_COMPONENTS = {"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 NODE_BINARIES = ["kubeadm", "kubelet", "kubectl"]
+# Where kind's base image puts what it builds (its units and config name these paths).
+STACK_PATHS = {
+    "containerd": "usr/local/bin",
+    "ctr": "usr/local/bin",
+    "containerd-shim-runc-v2": "usr/local/bin",
+    "crictl": "usr/local/bin",
+    "runc": "usr/local/sbin",
+    "host-local": "opt/cni/bin",
+    "loopback": "opt/cni/bin",
+    "ptp": "opt/cni/bin",
+    "portmap": "opt/cni/bin",
+}
 BUILD_LABEL = "iris-offline-kind.build=1"
 COMMIT_CHANGES = [
     'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
@@ -69,10 +79,6 @@ CONTAINERD_READY_SECONDS = 60
 # ---------------------------------------------------------------- pure logic
 
 
-def image_name(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-
-
 def plan_images(refs: list[str]) -> tuple[dict[str, str], list[str]]:
     """Which recipe builds each image kubeadm lists; the rest cannot be built here."""
     plan, skipped = {}, []
@@ -80,22 +86,21 @@ def plan_images(refs: list[str]) -> tuple[dict[str, str], list[str]]:
         name = image_name(ref)
         if name in STATIC_COMPONENTS:
             plan[ref] = "static"
-        elif name in ("kube-proxy", "etcd", "pause"):
+        elif name in ("kube-proxy", "etcd", "pause", "coredns"):
             plan[ref] = name
         else:
-            skipped.append(ref)  # coredns: no Debian source; kubeadm init works without it
+            skipped.append(ref)
     return plan, skipped
 
 
 def configure_containerd(config: str, sandbox_image: str) -> str:
     """kind's containerd config, adjusted the way nodeimage does for this cluster.
 
-    SystemdCgroup=false: kind uses the cgroupfs driver below Kubernetes 1.24.
+    sandbox_image: the pause image kubeadm lists, imported into the node.
     restrict_oom_score_adj: without CAP_SYS_RESOURCE every pod sandbox fails
     with "can't get final child's PID from pipe: EOF".
     """
     edits = [
-        (r"SystemdCgroup = true", "SystemdCgroup = false", 2),
         (r'sandbox_image = "[^"\n]*"', f'sandbox_image = "{sandbox_image}"', 1),
         (r"restrict_oom_score_adj = false", "restrict_oom_score_adj = true", 1),
     ]
@@ -124,14 +129,14 @@ class NodeImagePhase(Phase):
     recipe = 1
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
-        if "kubernetes" not in ctx.keys:
-            raise PhaseError(self.name, "the kubernetes phase has not been evaluated")
+        if not {"kubernetes", "node-stack"} <= ctx.keys.keys():
+            raise PhaseError(self.name, "the kubernetes and node-stack phases come first")
         return {
-            "kind_source": apt.versions(run, ["kind"], "trixie", "Sources")["kind"],
+            "kind": kind_binary.VERSION,
             "node_rootfs": rootfs.inputs(ctx, run, NODE_PACKAGES),
             "tools_rootfs": apt.versions(run, TOOLS_PACKAGES, rootfs.SUITE),
-            "etcd": apt.versions(run, ["etcd-server"], rootfs.SUITE),
             "kubernetes": ctx.keys["kubernetes"],
+            "node_stack": ctx.keys["node-stack"],
             "project_files": fsutil.hash_tree(NODE_DIR),
         }
 
@@ -153,33 +158,30 @@ class NodeImagePhase(Phase):
         return f"loaded {tag} from the cache"
 
     def build(self, ctx: Context, run: Runner, work: Path, final: Path) -> dict[str, Any]:
-        data = ctx.inputs[self.name]
         k8s = ctx.outputs["kubernetes"]
+        stack = ctx.outputs["node-stack"]["binaries"]
         docker = engine.docker_client(ctx)
         engine.remove_labelled_containers(run, docker, BUILD_LABEL)
 
         plan, skipped = plan_images(k8s["images"])
         for ref in skipped:
-            warn(f"{ref} cannot be built from Debian sources; the cluster runs without it")
+            warn(f"no recipe builds {ref}; the cluster runs without it")
         pause = next(ref for ref, recipe in plan.items() if recipe == "pause")
 
-        run.note(f"fetching kind {data['kind_source']} source (images/base/files)")
-        kind_tree = apt.fetch_source(
-            run, "kind", data["kind_source"], work / "kind-src", apply_debian_patches=False
+        # kind's own files/ for its base image, from the module `go install` built kind from.
+        kind_source = gomod.module_dir(
+            run, gomod.go_env(ctx), kind_binary.MODULE, kind_binary.VERSION
         )
-        base_files = kind_tree / "images/base/files"
-        run.run(["patch", "-p1", "--forward", "--batch", "-d", base_files, "-i", ENTRYPOINT_PATCH])
-
         run.note("debootstrap of the node rootfs")
         node_root = work / "node-rootfs"
         rootfs.debootstrap(ctx, run, node_root, NODE_PACKAGES)
-        self._install_base_files(base_files, node_root)
+        self._install_base_files(kind_source / "images/base/files", node_root)
+        self._install_stack(stack, node_root)
         self._customize(run, node_root)
         self._install_kubernetes(k8s, node_root, pause)
         rootfs.tidy(node_root)
         rootfs.pack(run, node_root, work / "node-rootfs.tar")
         fsutil.safe_rmtree(node_root)
-        fsutil.safe_rmtree(work / "kind-src")
 
         run.note("debootstrap of the tools rootfs (kube-proxy, etcd, CNI images)")
         tools_root = work / "tools-rootfs"
@@ -189,15 +191,14 @@ class NodeImagePhase(Phase):
         image_dir.mkdir()
         rootfs.pack(run, tools_root, image_dir / "tools-layer.tar")
         fsutil.safe_rmtree(tools_root)
-        etcd_bin = self._etcd_binary(run, data["etcd"]["etcd-server"], work)
-        archived = self._write_images(plan, k8s, etcd_bin, image_dir)
+        archived = self._write_images(plan, k8s, stack, image_dir)
 
         tag = self.tag(ctx)
         self._assemble(run, docker, work, image_dir, archived, tag)
         engine.prune_superseded(run, docker, tag)
         run.note(f"saving {tag} to the cache")
         run.run([docker, "save", "-o", work / "node-image.tar", tag], timeout=1200)
-        for leftover in ("node-rootfs.tar", "images", "etcd"):
+        for leftover in ("node-rootfs.tar", "images"):
             fsutil.safe_rmtree(work / leftover)
         return {
             "tag": tag,
@@ -219,6 +220,13 @@ class NodeImagePhase(Phase):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
             os.chmod(dest, base_file_mode(rel))
+
+    def _install_stack(self, stack: dict[str, str], root: Path) -> None:
+        for name, where in STACK_PATHS.items():
+            dest = root / where / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(stack[name], dest)
+            os.chmod(dest, 0o755)
 
     def _customize(self, run: Runner, root: Path) -> None:
         script = root / "tmp/customize-rootfs.sh"
@@ -245,14 +253,8 @@ class NodeImagePhase(Phase):
 
     # -- images --------------------------------------------------------
 
-    def _etcd_binary(self, run: Runner, version: str, work: Path) -> Path:
-        (deb,) = apt.download(run, {"etcd-server": version}, work / "etcd-deb")
-        run.run(["dpkg-deb", "-x", deb, work / "etcd"])
-        shutil.rmtree(work / "etcd-deb")
-        return work / "etcd/usr/bin/etcd"
-
     def _write_images(
-        self, plan: dict[str, str], k8s: dict[str, Any], etcd_bin: Path, image_dir: Path
+        self, plan: dict[str, str], k8s: dict[str, Any], stack: dict[str, str], image_dir: Path
     ) -> list[str]:
         bins = Path(k8s["bin"])
         tools = images.layer_from_tar(image_dir / "tools-layer.tar")
@@ -274,11 +276,10 @@ class NodeImagePhase(Phase):
                     images.Image(ref, [tools, layer], entrypoint=["/usr/local/bin/kube-proxy"])
                 )
             elif recipe == "etcd":
-                # Debian 12's etcd 3.4.23 stands in for 3.4.13 (same minor, wire compatible).
                 layer = images.layer_from_entries(
                     layer_path,
                     [
-                        images.Entry("usr/local/bin/etcd", etcd_bin),
+                        images.Entry("usr/local/bin/etcd", Path(stack["etcd"])),
                         images.Entry("var/lib/etcd", None, 0o700),
                     ],
                 )
@@ -290,6 +291,11 @@ class NodeImagePhase(Phase):
                     layer_path, [images.Entry("pause", bins / "pause")]
                 )
                 built.append(images.Image(ref, [layer], entrypoint=["/pause"]))
+            elif recipe == "coredns":
+                layer = images.layer_from_entries(
+                    layer_path, [images.Entry("coredns", Path(stack["coredns"])), tmp_dir]
+                )
+                built.append(images.Image(ref, [layer], entrypoint=["/coredns"]))
         for ref in manifest_images(CNI_MANIFEST.read_text()):
             layer = images.layer_from_entries(
                 image_dir / "layer-cni.tar", [images.Entry("usr/local/bin/offline-cni", CNI_SCRIPT)]

@@ -1,10 +1,10 @@
 #!/bin/bash
-# Runs inside the node rootfs (chroot) after kind's images/base/files are in place.
-# It mirrors the RUN steps of kind 0.27's images/base/Dockerfile; Debian's
-# containerd, runc and CNI plugins stand in for the ones kind builds itself.
+# Runs inside the node rootfs (chroot) after kind's images/base/files and the node stack
+# (containerd, runc, crictl, CNI plugins, built from Go modules) are in place. It mirrors the
+# RUN steps of kind's images/base/Dockerfile.
 set -euo pipefail
 
-chmod 755 /kind/bin
+chmod 755 /kind /kind/bin
 
 # systemd clean-up, as kind's Dockerfile does it.
 find /lib/systemd/system/sysinit.target.wants/ -name "systemd-tmpfiles-setup.service" -delete
@@ -16,19 +16,6 @@ rm -f /lib/systemd/system/sockets.target.wants/*initctl*
 rm -f /lib/systemd/system/basic.target.wants/*
 echo "ReadKMsg=no" >> /etc/systemd/journald.conf
 ln -sf /lib/systemd/systemd /sbin/init
-
-# kind's units and configs expect its own builds in /usr/local/{bin,sbin}.
-for tool in containerd ctr containerd-shim-runc-v2; do
-  ln -sf "/usr/bin/$tool" "/usr/local/bin/$tool"
-done
-ln -sf /usr/sbin/runc /usr/local/sbin/runc
-
-# kind's base image downloads CNI plugins into /opt/cni/bin, where
-# containerd's CRI looks; Debian installs them in /usr/lib/cni.
-mkdir -p /opt/cni/bin
-for plugin in /usr/lib/cni/*; do
-  ln -sf "$plugin" /opt/cni/bin/
-done
 
 systemctl enable kubelet.service
 systemctl enable containerd.service

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_POD_HEADER = "X-Pod-Name"
 DEFAULT_WORKERS = 2
+# What kind sets in networking.kubeProxyMode (IPVS needs the ip_vs kernel module).
+KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 
 
 class TargetError(ValueError):
@@ -129,6 +131,8 @@ class Target:
     cluster_name: str = "kubeverify"
     kind_config: Path | None = None  # None: generated from `workers` and the services' ports
     workers: int = DEFAULT_WORKERS
+    # kube-proxy's mode in a generated kind config: None is kind's default (iptables).
+    kube_proxy_mode: str | None = None
     container: str | None = None  # the container whose image is set; None: the first
     splits: tuple[Split, ...] = ()  # traffic declared to split over groups of pods
     # A pod that ignores SIGTERM (killed when its grace period runs out) fails the run, rather
@@ -210,10 +214,22 @@ def parse(document: dict[str, Any], source: Path) -> Target:
     if expect_json is not None and not isinstance(expect_json, dict):
         fields.fail("probe.expect_json", "must be a table (the subset the answer must contain)")
     cluster = fields.table(document, "cluster", required=False)
-    fields.unknown(cluster, {"name", "kind_config", "workers"}, "cluster.")
+    fields.unknown(cluster, {"name", "kind_config", "workers", "kube_proxy_mode"}, "cluster.")
     kind_config = fields.text(cluster, "kind_config", "cluster.", required=False)
     if kind_config and not (here / kind_config).is_file():
         fields.fail("cluster.kind_config", f"{here / kind_config} does not exist")
+    kube_proxy_mode = fields.text(cluster, "kube_proxy_mode", "cluster.", required=False)
+    if kube_proxy_mode and kube_proxy_mode not in KUBE_PROXY_MODES:
+        fields.fail(
+            "cluster.kube_proxy_mode",
+            f"must be one of {', '.join(KUBE_PROXY_MODES)}, not {kube_proxy_mode!r}",
+        )
+    if kube_proxy_mode and kind_config:
+        fields.fail(
+            "cluster.kube_proxy_mode",
+            "is for the generated kind config; with cluster.kind_config, set "
+            "networking.kubeProxyMode in that file",
+        )
     shutdown = fields.table(document, "shutdown", required=False)
     fields.unknown(shutdown, {"enforce_sigterm_exit"}, "shutdown.")
     enforce = shutdown.get("enforce_sigterm_exit", False)
@@ -245,6 +261,7 @@ def parse(document: dict[str, Any], source: Path) -> Target:
         workers=fields.integer(
             cluster, "workers", "cluster.", default=DEFAULT_WORKERS, low=1, high=10
         ),
+        kube_proxy_mode=kube_proxy_mode,
         container=fields.text(document, "container", required=False),
         splits=tuple(fields.split(entry, i, here) for i, entry in enumerate(fields.splits())),
         enforce_sigterm_exit=enforce,

@@ -32,11 +32,15 @@ CREATE_TIMEOUT = 600
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
 ROLE_LABEL = "io.x-k8s.kind.role"
 KUBELET_SYNC = "kind: KubeletConfiguration\nsyncFrequency: 10s\n"
+# kubelet 1.35 and later refuse to start on a cgroup v1 host unless told otherwise (a field kubelet
+# has had since 1.31); kind's own config does not say it.
+KUBELET_CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 
-def kind_config(target: Target, publish_port: int | None = None) -> dict:
+def kind_config(target: Target, publish_port: int | None = None, cgroup_v1: bool = False) -> dict:
     """The target's kind config: its own file, or one control plane and `workers` workers, the
-    control plane publishing every loopback service URL's port from the same NodePort.
+    control plane publishing every loopback service URL's port from the same NodePort, kube-proxy
+    in the target's mode, and on a `cgroup_v1` host a kubelet allowed to run there.
     `publish_port` moves the first service URL's host port there."""
     if target.kind_config:
         config = yaml.safe_load(target.kind_config.read_text())
@@ -56,8 +60,10 @@ def kind_config(target: Target, publish_port: int | None = None) -> dict:
             # A stopped pod leaves the API at the kubelet's next sync of it, which, where the
             # kubelet missed the event (1.20 does, now and then), is syncFrequency away: 1 min
             # by default. The checks wait for pods to be gone; 10 s keeps that wait short.
-            "kubeadmConfigPatches": [KUBELET_SYNC],
+            "kubeadmConfigPatches": [KUBELET_SYNC] + ([KUBELET_CGROUP_V1] if cgroup_v1 else []),
         }
+        if target.kube_proxy_mode:
+            config["networking"] = {"kubeProxyMode": target.kube_proxy_mode}
     if publish_port is not None:
         moved = next(s.host_port for s in target.services if s.url)
         mappings = [m for node in config["nodes"] for m in node.get("extraPortMappings", [])]
@@ -169,6 +175,8 @@ class KindProjectCluster:
             self._check_reusable()
         else:
             preflight.memory_for(len(self.config["nodes"]))
+            if preflight.cgroup_v1():
+                self._allow_cgroup_v1()
             for port, (address, _) in published_ports(self.config).items():
                 if port_taken(port, "127.0.0.1" if address == "0.0.0.0" else address):
                     raise PreflightError(self._port_taken_message(address, port))
@@ -185,6 +193,18 @@ class KindProjectCluster:
             kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
             wait_nodes_ready(kube, count=len(self.config["nodes"]))
         return kube
+
+    def _allow_cgroup_v1(self) -> None:
+        """Say what a cgroup v1 host needs, and give it to a generated config."""
+        if self.target.kind_config is None:
+            self.config = kind_config(self.target, self.publish_port, cgroup_v1=True)
+            self.timer.note(f"{preflight.CGROUP_V1_NOTE}: the generated kind config sets it")
+        elif not preflight.sets_fail_cgroup_v1_false(self.config):
+            self.timer.note(
+                f"warning: {preflight.CGROUP_V1_NOTE}, and {self.target.kind_config} does not "
+                "(a KubeletConfiguration in its kubeadmConfigPatches): a node image of "
+                "Kubernetes 1.35 or later will not start"
+            )
 
     def _port_taken_message(self, address: str, port: int) -> str:
         if port == self.publish_port:

@@ -20,20 +20,24 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from kubeverify.preflight import PreflightError, parse_version
 
 MIN_KIND = (0, 27, 0)
-PINNED_KIND = "v0.30.0"
-# The release's published checksums, per platform.
+PINNED_KIND = "v0.33.0"
+# The release's published checksums, per platform (each `kind-<platform>.sha256sum` beside the
+# binary).
 PINNED_KIND_SHA256 = {
-    "linux-amd64": "517ab7fc89ddeed5fa65abf71530d90648d9638ef0c4cde22c2c11f8097b8889",
-    "linux-arm64": "7ea2de9d2d190022ed4a8a4e3ac0636c8a455e460b9a13ccf19f15d07f4f00eb",
-    "darwin-amd64": "4f0b6e3b88bdc66d922c08469f05ef507d4903dd236e6319199bb9c868eed274",
-    "darwin-arm64": "ceaf40df1d1551c481fb50e3deb5c3deecad5fd599df5469626b70ddf52a1518",
+    "linux-amd64": "aee6151561422756b764a4ae28e7f44cda5af5a9eead3cc9985112b1de8d8e0d",
+    "linux-arm64": "20022bee6cfcd5086cb7234d218e3454e6090022f2a8f55d1fa7fcf42c3867a2",
+    "darwin-amd64": "5a99f26f57246dc9319dd294803313197a0f34d33c525b3ea8b655db5916ece0",
+    "darwin-arm64": "0c8c7dbe5e23594a198b786c4bc13dacc101fa6196b0cb0b23a1ca44e61f4b4f",
 }
-# The node image PINNED_KIND itself defaults to, pinned by digest as kind pins it.
+# The node image PINNED_KIND itself defaults to (pkg/apis/config/defaults/image.go), pinned by
+# digest as kind pins it.
 PINNED_NODE_IMAGE = (
-    "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a"
+    "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 )
 KIND_URL = "https://github.com/kubernetes-sigs/kind/releases/download/{version}/kind-{platform}"
 DOWNLOAD_TIMEOUT = 120
@@ -162,6 +166,40 @@ def docker_engine() -> None:
             f"no Docker engine answers ({why}): start it (Docker Desktop, or `sudo systemctl "
             "start docker`) and run again"
         )
+
+
+def cgroup_v1() -> bool:
+    """Whether the Docker engine runs its containers, kind's nodes, on cgroup v1."""
+    said = subprocess.run(
+        ["docker", "info", "--format", "{{.CgroupVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return said.stdout.strip() == "1"
+
+
+def sets_fail_cgroup_v1_false(config: dict) -> bool:
+    """Whether a kind config's kubeadm patches give the kubelet `failCgroupV1: false`."""
+    for patch in config.get("kubeadmConfigPatches") or []:
+        try:
+            documents = list(yaml.safe_load_all(patch))
+        except yaml.YAMLError:
+            continue
+        for document in documents:
+            if (
+                isinstance(document, dict)
+                and document.get("kind") == "KubeletConfiguration"
+                and document.get("failCgroupV1") is False
+            ):
+                return True
+    return False
+
+
+CGROUP_V1_NOTE = (
+    "this machine's Docker runs cgroup v1, which kubelet 1.35 and later refuse unless their "
+    "KubeletConfiguration sets failCgroupV1: false"
+)
 
 
 def memory_for(nodes: int, available: int | None = None) -> None:
