@@ -76,7 +76,8 @@ class Resilience:
         assert not drained.left_on_node, f"still on {node}: {drained.left_on_node}"
 
     @pytest.fixture(scope="class")
-    def rollout(self, stage, kube, deployment, endpoint, target) -> Rollout:
+    @classmethod
+    def rollout(cls, stage, kube, deployment, endpoint, target) -> Rollout:
         """One rollout restart for the checks on it: traffic from this machine to the Service,
         and clients in the cluster on two copies of it, one with ClientIP affinity (several
         clients need pods of their own: affinity keys on the address), one without."""
@@ -107,7 +108,7 @@ class Resilience:
             if pair is None:
                 return Rollout(before, after, lost, why_no_clients=why_not, clients_failed=failed)
             try:
-                judged = self._affinity(pair, deletions, after, wall_started, wall_ended, target)
+                judged = cls._affinity(pair, deletions, after, wall_started, wall_ended, target)
             except Exception as error:
                 return Rollout(
                     before, after, lost, clients_failed=f"{type(error).__name__}: {error}"
