@@ -169,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             "nodes": [{"role": "control-plane", "extraPortMappings": [
                 {"containerPort": NODE_PORT, "hostPort": port, "listenAddress": "127.0.0.1"}]},
                 {"role": "worker"}, {"role": "worker"}],
-            # As kind-config.yaml says why: a kubelet that runs on cgroup v1, and stopped pods
-            # that leave the API within 10 s.
-            "kubeadmConfigPatches": [
-                "kind: KubeletConfiguration\nfailCgroupV1: false\nsyncFrequency: 10s\n"],
+            # As kind-config.yaml says why: a kubelet that runs on cgroup v1.
+            "kubeadmConfigPatches": ["kind: KubeletConfiguration\nfailCgroupV1: false\n"],
         }  # fmt: skip
         (workdir / "kind.yaml").write_text(yaml.safe_dump(config))
         create = [found["kind"], "create", "cluster", "--name", name, "--config",

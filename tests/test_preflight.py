@@ -7,8 +7,10 @@ import http.server
 import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
 
 from kubeverify.kube import endpoint_slice_pods
 from kubeverify.preflight import PreflightError, kubectl_skew
@@ -22,6 +24,8 @@ from kubeverify.providers.kind.cluster import (
 from kubeverify.target import load
 from kubeverify.versions import proxy_mode, start_line, warnings
 from tests.test_target import MINIMAL
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GIB = 1 << 30
 
@@ -187,6 +191,21 @@ def test_a_cluster_is_reused_only_when_its_nodes_and_ports_match(target):
     moved = {30080: ("127.0.0.1", 30080)}
     assert "host port 30099 publishes nothing, not 127.0.0.1 -> node port 30099" in (
         config_mismatch(config, roles, moved)
+    )
+
+
+def test_a_kind_config_that_lets_the_kubelet_run_on_cgroup_v1_is_told_apart():
+    from kubeverify.providers.kind.preflight import sets_fail_cgroup_v1_false
+
+    kubelet = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+    assert sets_fail_cgroup_v1_false({"kubeadmConfigPatches": [kubelet]})
+    assert sets_fail_cgroup_v1_false(yaml.safe_load((ROOT / "kind-config.yaml").read_text()))
+    assert not sets_fail_cgroup_v1_false({})
+    assert not sets_fail_cgroup_v1_false(
+        {"kubeadmConfigPatches": [kubelet.replace("false", "true"), "kind: [unclosed"]}
+    )
+    assert not sets_fail_cgroup_v1_false(
+        {"kubeadmConfigPatches": [kubelet.replace("KubeletConfiguration", "InitConfiguration")]}
     )
 
 

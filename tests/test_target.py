@@ -120,6 +120,29 @@ def test_kind_config_is_generated_from_workers_and_loopback_urls(write):
     }
 
 
+def test_kube_proxy_mode_and_cgroup_v1_go_into_the_generated_kind_config(write):
+    target = load(write(MINIMAL + '\n[cluster]\nkube_proxy_mode = "nftables"\n'))
+    assert kind_config(target)["networking"] == {"kubeProxyMode": "nftables"}
+    assert "kubeadmConfigPatches" not in kind_config(target)
+    (patch,) = kind_config(target, cgroup_v1=True)["kubeadmConfigPatches"]
+    assert patch == "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+    assert "networking" not in kind_config(load(write(MINIMAL)))
+
+
+@pytest.mark.parametrize(
+    ("cluster", "says"),
+    [
+        ('kube_proxy_mode = "userspace"', "must be one of iptables, nftables, ipvs"),
+        ('kube_proxy_mode = "ipvs"\nkind_config = "kind.yaml"', "set networking.kubeProxyMode"),
+    ],
+)
+def test_a_kube_proxy_mode_kind_cannot_run_is_refused(write, cluster, says):
+    (write(MINIMAL).parent / "kind.yaml").write_text("kind: Cluster\n")
+    with pytest.raises(TargetError, match=r"cluster\.kube_proxy_mode") as refused:
+        load(write(MINIMAL + f"\n[cluster]\n{cluster}\n"))
+    assert says in str(refused.value)
+
+
 def test_the_iris_and_echo_targets_load(write):
     iris = load(ROOT / "verify.toml")
     assert iris.probe.json == TUTORIAL_SAMPLE  # the tutorial's sample, the same as the service's
@@ -131,3 +154,4 @@ def test_the_iris_and_echo_targets_load(write):
     echo = load(ROOT / "examples/echo/verify.toml")
     assert (echo.name, echo.pod_header, echo.replicas) == ("echo", "X-Served-By", 2)
     assert [node["role"] for node in kind_config(echo)["nodes"]].count("worker") == 2
+    assert echo.kube_proxy_mode == "nftables"  # iris runs kind's default, iptables

@@ -31,7 +31,6 @@ NODES_READY_TIMEOUT = 180
 CREATE_TIMEOUT = 600
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
 ROLE_LABEL = "io.x-k8s.kind.role"
-KUBELET_SYNC = "kind: KubeletConfiguration\nsyncFrequency: 10s\n"
 # kubelet 1.35 and later refuse to start on a cgroup v1 host unless told otherwise (a field kubelet
 # has had since 1.31); kind's own config does not say it.
 KUBELET_CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
@@ -57,11 +56,9 @@ def kind_config(target: Target, publish_port: int | None = None, cgroup_v1: bool
             "kind": "Cluster",
             "apiVersion": "kind.x-k8s.io/v1alpha4",
             "nodes": [control_plane] + [{"role": "worker"}] * target.workers,
-            # A stopped pod leaves the API at the kubelet's next sync of it, which, where the
-            # kubelet missed the event (1.20 does, now and then), is syncFrequency away: 1 min
-            # by default. The checks wait for pods to be gone; 10 s keeps that wait short.
-            "kubeadmConfigPatches": [KUBELET_SYNC] + ([KUBELET_CGROUP_V1] if cgroup_v1 else []),
         }
+        if cgroup_v1:
+            config["kubeadmConfigPatches"] = [KUBELET_CGROUP_V1]
         if target.kube_proxy_mode:
             config["networking"] = {"kubeProxyMode": target.kube_proxy_mode}
     if publish_port is not None:
