@@ -31,7 +31,8 @@ MASTER_MANIFEST = ROOT / "loadtest" / "manifests" / "master.yaml"
 REQUESTS_PER_SECOND_PER_WORKER = 185
 REPORT_INTERVAL_S = 3  # Locust's workers report to the master every 3 s
 PODS = ("iris-classifier-a", "iris-classifier-b", "iris-classifier-c")
-SCENARIOS = ((2, 1), (2, 10), (4, 1), (4, 10))  # (workers, minutes)
+# (workers, minutes): issue 27's four, and the most `python -m loadtest.run` allows.
+SCENARIOS = ((2, 1), (2, 10), (4, 1), (4, 10), (8, 30))
 MIB = 1024 * 1024
 
 
@@ -40,7 +41,7 @@ class Memory:
     workers: int
     minutes: float
     requests: int
-    imported_mib: float  # resident after the imports
+    imported_mib: float  # resident after the imports, before the run
     before_verdict_mib: float  # resident with the run's state, before the verdict
     peak_mib: float  # the process's high-water mark, verdict included
     verdict_s: float
@@ -98,12 +99,12 @@ def _one(workers: int, minutes: float) -> dict:
     import loadtest.locustfile  # noqa: F401  (the master's imports, and the listeners)
     from kubeverify.locust import listeners
 
-    imported = _peak_mib()
+    imported = _resident_mib()
     rng = np.random.default_rng(27)
     with tempfile.TemporaryDirectory(prefix="master-memory-") as tmp:
         prefix = Path(tmp, "locust-in-cluster")
         options = get_parser().parse_args(
-            ["--headless", "--csv", str(prefix), "--pod-names", ",".join(PODS)]
+            ["--master", "--headless", "--csv", str(prefix), "--pod-names", ",".join(PODS)]
         )
         environment = Environment(events=events, parsed_options=options)
         events.init.fire(environment=environment, runner=None, web_ui=None)
