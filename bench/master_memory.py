@@ -5,9 +5,9 @@ Each run is simulated in a fresh process that holds what the master holds: the l
 imports (Locust, scikit-learn's iris data set, kubeverify's listeners), Locust's request stats
 for every request, and the per-pod tally the workers' reports (one every 3 s from each worker,
 in their wire format) merge into. Then Locust's `quitting` event runs the listeners' final
-verdict, as on the master, and writes its reports. Peak memory is the process's resident
-high-water mark (`ru_maxrss`); the verdict's share is that peak less the resident memory just
-before it.
+verdict, as on the master, and writes its reports. Peak memory is what the master's report
+states (its resident high-water mark); the verdict's share is that peak less the resident
+memory just before it.
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ def _resident_mib() -> float:
     return pages * resource.getpagesize() / MIB
 
 
-def _peak_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MIB if sys.platform == "darwin" else peak / 1024
-
-
 def _one(workers: int, minutes: float) -> dict:
     """The master's end of a run, in this process (which it leaves patched by gevent)."""
     import time
@@ -127,7 +122,6 @@ def _one(workers: int, minutes: float) -> dict:
         started = time.perf_counter()
         events.quitting.fire(environment=environment)
         verdict_s = time.perf_counter() - started
-        peak = _peak_mib()
         judged = json.loads(Path(f"{prefix}_verdict.json").read_text())
     return {
         "workers": workers,
@@ -135,9 +129,9 @@ def _one(workers: int, minutes: float) -> dict:
         "requests": requests,
         "imported_mib": imported,
         "before_verdict_mib": before,
-        "peak_mib": peak,
+        "peak_mib": judged["memory"]["peak_mib"],
         "verdict_s": verdict_s,
-        "reported": judged.get("memory", {}).get("summary", "(not reported)"),
+        "reported": judged["memory"]["summary"],
         "passed": judged["passed"],
     }
 

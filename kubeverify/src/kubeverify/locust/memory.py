@@ -1,9 +1,11 @@
 """The memory a Locust process used, for its report: its peak, beside the limit it runs under.
 
 An in-cluster master is killed (OOMKilled) when its container outgrows its memory limit; its
-report says how close the run came. The peak is the process's resident high-water mark
-(`ru_maxrss`); the limit, its cgroup's (v2 `memory.max`, else v1 `memory.limit_in_bytes`),
-none when unlimited or unreadable (not Linux).
+report says how close the run came. The peak is the process's resident high-water mark: on
+Linux its VmHWM (/proc/self/status), since `ru_maxrss` keeps, across exec, the resident size of
+the parent it was forked from (a Locust started by a large pytest reports pytest's); elsewhere
+`ru_maxrss`. The limit is its cgroup's (v2 `memory.max`, else v1 `memory.limit_in_bytes`), none
+when unlimited or unreadable (not Linux).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class PeakMemory:
     role: str = "Locust"
 
     def text(self) -> str:
-        peak = f"{self.role} peak memory {self.peak_bytes / MIB:.0f} MiB (ru_maxrss)"
+        peak = f"{self.role} peak memory {self.peak_bytes / MIB:.0f} MiB"
         if self.limit_bytes is None:
             return f"{peak}; no memory limit"
         share = self.peak_bytes / self.limit_bytes
@@ -42,8 +44,14 @@ class PeakMemory:
         }
 
 
-def peak_bytes() -> int:
+def peak_bytes(status: Path = Path("/proc/self/status")) -> int:
     """This process's resident high-water mark so far."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # in kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KiB on Linux
 
