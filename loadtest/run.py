@@ -10,6 +10,7 @@ unless --keep-cluster. Options this runner does not know (--max-skew 1.3,
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,14 +89,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Named, the verdict says which pods got nothing.
             locust_args = ["--pod-names", ",".join(pods), *locust_args]
         if args.in_cluster:
-            code = _in_cluster(stage, timer, args, locust_args)
+            ending = _in_cluster(stage, timer, args, locust_args)
+            code, unfinished = ending.exit_code, ending.problems
         else:
             code = _from_here(stage.endpoint.base_url, timer, args, locust_args)
+            code, unfinished = _killed(code)
     finally:
         stage.down()
         say(format_table(timer.phases))
-    say(f"[load] Locust's verdict: {'passed' if code == 0 else f'FAILED (exit code {code})'}")
+    say(verdict_line(code, unfinished))
     return code
+
+
+def verdict_line(code: int, unfinished: Sequence[str] = ()) -> str:
+    """The run's last line: Locust's verdict, or why there is none."""
+    if unfinished:
+        return (
+            f"[load] Locust's verdict: none, the load test did not finish (exit code {code}): "
+            + "; ".join(unfinished)
+        )
+    return f"[load] Locust's verdict: {'passed' if code == 0 else f'FAILED (exit code {code})'}"
+
+
+def _killed(code: int) -> tuple[int, tuple[str, ...]]:
+    """A Locust here that a signal ended (a negative return code) did not finish: the exit
+    code a shell gives it, and why."""
+    if code >= 0:
+        return code, ()
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return 128 - code, (f"Locust was killed by {name}",)
 
 
 def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_args) -> int:
@@ -118,7 +143,7 @@ def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_arg
 
 def _in_cluster(
     stage: Stage, timer: PhaseTimer, args: argparse.Namespace, locust_args: list[str]
-) -> int:
+) -> incluster.Ending:
     image = make_locust_image(stage, incluster.IMAGE)
     run = incluster.InClusterRun(
         image=image,

@@ -1,10 +1,13 @@
 """kubeverify's Locust logic, pure: counting answers per pod, judging answers, the verdict;
 and the iris example's Locust image context."""
 
+import dataclasses
 import json
 import math
 import modulefinder
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ import pytest
 from ci.locks import by_path, pyproject, requirements
 from kubeverify.answers import answer_problem
 from kubeverify.balance import Transport, required_requests, skewed_shares, worst_shares
+from kubeverify.locust import memory
 from kubeverify.locust import tally as tally_module
 from kubeverify.locust.tally import Tally, format_counts, share_rows
 from kubeverify.locust.verdict import (
@@ -403,6 +407,84 @@ def test_a_single_expected_pod_is_not_judged_for_balance():
 def test_impossible_thresholds_are_refused(bad):
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         Thresholds(**bad)
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+def test_the_verdict_states_the_peak_memory_against_the_limit_in_text_and_json():
+    judged = evaluate(figures(even()), Thresholds())
+    assert "[memory]" not in judged.text()  # measured by the listeners, once judged
+    judged = dataclasses.replace(
+        judged, memory=memory.PeakMemory(180 * memory.MIB, 512 * memory.MIB, "master")
+    )
+    assert judged.text().endswith(
+        "\n  [memory] master peak memory 180 MiB, 35% of its 512 MiB limit"
+    )
+    stated = json.loads(json.dumps(judged.to_json()))["memory"]
+    assert stated == {
+        "role": "master",
+        "peak_mib": 180.0,
+        "limit_mib": 512.0,
+        "summary": "master peak memory 180 MiB, 35% of its 512 MiB limit",
+    }
+    unlimited = memory.PeakMemory(int(95.4 * memory.MIB))
+    assert unlimited.text() == "Locust peak memory 95 MiB; no memory limit"
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "files", "limit"),
+    [
+        pytest.param("0::/\n", {"memory.max": "536870912\n"}, 512 * memory.MIB, id="v2-container"),
+        pytest.param("0::/\n", {"memory.max": "max\n"}, None, id="v2-unlimited"),
+        pytest.param(
+            "0::/user.slice/run.scope\n",
+            {"user.slice/run.scope/memory.max": "1073741824\n", "memory.max": "max\n"},
+            1024 * memory.MIB,
+            id="v2-own-group-first",
+        ),
+        pytest.param(
+            "4:memory:/kubepods/pod1/abc\n0::/\n",
+            {"memory/memory.limit_in_bytes": "536870912\n"},
+            512 * memory.MIB,
+            id="v1-container",
+        ),
+        pytest.param(
+            "4:cpu,memory:/\n",
+            {"memory/memory.limit_in_bytes": "9223372036854771712\n"},
+            None,
+            id="v1-unlimited",
+        ),
+        pytest.param("0::/\n", {}, None, id="none-readable"),
+    ],
+)
+def test_the_memory_limit_is_the_cgroups(tmp_path, cgroup, files, limit):
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    assert memory.limit_bytes(tmp_path / "cgroup", tmp_path / "fs") == limit
+    assert memory.limit_bytes(tmp_path / "no-such-file", tmp_path / "fs") is None
+
+
+def test_the_peak_memory_is_this_processs_own_high_water_mark():
+    # Not ru_maxrss, which keeps across exec the resident size of the parent at fork.
+    script = (
+        "from kubeverify.locust import memory; held = bytearray(64 * memory.MIB); "
+        "held[::4096] = b'x' * len(held[::4096]); print(memory.peak_bytes())"
+    )
+    parents = bytearray(256 * memory.MIB)
+    parents[::4096] = b"x" * len(parents[::4096])  # touched: resident, not only reserved
+    child = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               check=True).stdout)  # fmt: skip
+    assert 64 * memory.MIB < child < 200 * memory.MIB
+    assert memory.peak_bytes() >= len(parents)
+
+
+def test_the_peak_memory_falls_back_to_ru_maxrss_without_proc(tmp_path):
+    assert memory.peak_bytes(tmp_path / "none") > 0
+    (tmp_path / "status").write_text("Name:\tlocust\nVmHWM:\t  199884 kB\nVmRSS:\t 1 kB\n")
+    assert memory.peak_bytes(tmp_path / "status") == 199884 * 1024
 
 
 # --- the Locust image ----------------------------------------------------------------------------

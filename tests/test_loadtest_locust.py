@@ -145,6 +145,7 @@ def test_new_connection_mode_opens_a_connection_per_request_and_passes_on_even_c
     assert service.connections == service.requests
     assert "verdict: PASSED" in run.stdout
     assert "[ok] a connection per request: " in run.stdout
+    assert "\n  [memory] Locust peak memory " in run.stdout
     for pod in PODS:
         assert f"node-of-{pod}" in run.stdout
 
@@ -288,6 +289,11 @@ def test_worker_processes_report_their_counts_to_the_master(tmp_path):
     assert service.requests > 100
     assert counted == seen["pods"] == seen["requests"] == service.requests
     assert "verdict: PASSED" in (tmp_path / "run_verdict.txt").read_text()
+    # The master judged the run, and says what it held at most doing so.
+    assert "\n  [memory] master peak memory " in (tmp_path / "run_verdict.txt").read_text()
+    stated = json.loads((tmp_path / "run_verdict.json").read_text())["memory"]
+    assert stated["role"] == "master"
+    assert 30 < stated["peak_mib"] < 1024
 
 
 def _master_counts(ui: str, answered: int) -> Observation:

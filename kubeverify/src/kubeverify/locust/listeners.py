@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gevent
@@ -22,6 +23,7 @@ from locust.runners import WorkerRunner
 
 from kubeverify.answers import answer_problem
 from kubeverify.balance import ALPHA, SKEW
+from kubeverify.locust.memory import peak_memory
 from kubeverify.locust.tally import Tally, format_tally, pod_rows, share_rows, split_rows
 from kubeverify.locust.verdict import (
     CONNECTION_MODES,
@@ -239,6 +241,9 @@ def _on_quitting(environment: Environment, **_kwargs) -> None:
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return  # the master judges the whole run
     verdict = evaluate(figures(environment), thresholds_from(environment.parsed_options))
+    # Measured once the verdicts are computed: what the run and its judging held at most.
+    role = "master" if getattr(environment.parsed_options, "master", False) else "Locust"
+    verdict = replace(verdict, memory=peak_memory(role))
     # Set either way: the thresholds, not Locust's "any failure at all", decide the exit code.
     environment.process_exit_code = verdict.exit_code
     _final.append(verdict)

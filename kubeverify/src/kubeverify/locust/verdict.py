@@ -20,6 +20,7 @@ from kubeverify.balance import (
     judge_balance,
     required_requests,
 )
+from kubeverify.locust.memory import PeakMemory
 from kubeverify.verdict import ErrorRates, Verdict, no_failures
 
 # Kubernetes balances connections, not requests: kube-proxy picks a pod when a connection
@@ -88,10 +89,12 @@ class RunFigures:
 
 @dataclass(frozen=True)
 class Judgement:
-    """Every verdict of a run, and notes on what was not judged and why."""
+    """Every verdict of a run, notes on what was not judged and why, and the memory the
+    judging process held at most (verdicts included), once they are judged."""
 
     verdicts: tuple[Verdict, ...]
     notes: tuple[str, ...] = ()
+    memory: PeakMemory | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,6 +122,8 @@ class Judgement:
                 f"{verdict.summary}{rates}"
             )
         lines += [f"  [note] {note}" for note in self.notes]
+        if self.memory:
+            lines.append(f"  [memory] {self.memory.text()}")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -126,6 +131,7 @@ class Judgement:
             "passed": self.passed,
             "verdicts": [verdict.to_json() for verdict in self.verdicts],
             "notes": list(self.notes),
+            "memory": self.memory.to_json() if self.memory else None,
         }
 
 
