@@ -7,6 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+# Seconds between looks. A state is seen half an interval late on average, and a run waits for
+# some 160 states (pods settled, exited, answering): 0.2 s against 0.5 s took 14 s off the iris
+# e2e run, for a few cheap reads a second.
+INTERVAL = 0.2
+
+
 class DeadlineExceeded(TimeoutError):
     """A state was not reached in time; the message carries the last thing seen."""
 
@@ -23,7 +29,7 @@ def wait_until(
     *,
     what: str,
     timeout: float,
-    interval: float = 0.5,
+    interval: float = INTERVAL,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[str], None] | None = None,

@@ -120,7 +120,7 @@ def wait_nodes_ready(kube: KubeTarget, count: int, timeout: float = NODES_READY_
         }
         return Observation(len(ready) == count and all(ready.values()), f"nodes {ready}")
 
-    wait_until(check, what=f"{count} nodes Ready", timeout=timeout, interval=1.0)
+    wait_until(check, what=f"{count} nodes Ready", timeout=timeout)
 
 
 class KindProjectCluster:
