@@ -3,6 +3,7 @@ health on the same draws), and on the real cluster the negative controls of both
 skew the balance verdict must catch, and a pod starved of CPU and one answering 503s, which
 per-pod health must name."""
 
+import json
 import re
 
 import pytest
@@ -11,10 +12,12 @@ from e2e import route as route_image
 from e2e.controls import iris_copy, selected
 from kubeverify import (
     Balance,
+    Observation,
     answers_by_pod,
     balance_verdict,
     fresh_connection_requests,
     health_verdict,
+    wait_until,
     wait_until_every_pod_answers,
 )
 
@@ -66,9 +69,11 @@ def test_a_partial_skew_fails_through_the_chi_square(
 SICK_APP = "iris-sick"
 STARVED = "iris-sick-starved"
 FAILING = "iris-sick-503"
-# A CPU limit the pod starts under in seconds and then serves slowly: the iris server spends a
-# few milliseconds of CPU on a request, so at this share requests wait for the next period.
+# A CPU limit the pod is resized to once ready (in place, Kubernetes 1.33 and later): the iris
+# server spends a few milliseconds of CPU on a request, so at this share requests wait for the
+# next period. Started under it, the pod took some 10 s to load its model.
 STARVED_CPU = "50m"
+RESIZE_TIMEOUT = 60
 FAILING_PERCENT = 20  # of its answers, a 503 from the HAProxy sidecar in front of it
 SICK_REQUESTS = 600  # 150 a pod: each fault named with power 1 (tests/test_health.py)
 # The sidecar: the pod's "http" port, naming the pod in its 503s as the server does in its
@@ -125,20 +130,38 @@ def _failing(deployment) -> list[dict]:
     return [config, doc]
 
 
+def _starve(kube, pod: str, container: str) -> None:
+    """The pod's container resized in place to STARVED_CPU (request and limit), and the kubelet
+    seen to have applied it."""
+    resources = {"requests": {"cpu": STARVED_CPU}, "limits": {"cpu": STARVED_CPU}}
+    patch = {"spec": {"containers": [{"name": container, "resources": resources}]}}
+    kube.kubectl("patch", "pod", pod, "--subresource", "resize", "--patch", json.dumps(patch))
+
+    def applied() -> Observation:
+        read = kube.core.read_namespaced_pod(pod, kube.namespace)
+        (status,) = [s for s in read.status.container_statuses if s.name == container]
+        limit = ((status.resources and status.resources.limits) or {}).get("cpu")
+        resizing = [c.type for c in read.status.conditions or [] if "Resize" in c.type]
+        return Observation(limit == STARVED_CPU and not resizing, f"cpu {limit}, {resizing}")
+
+    wait_until(applied, what=f"{pod} resized to {STARVED_CPU}", timeout=RESIZE_TIMEOUT)
+
+
 def test_a_starved_pod_and_a_failing_pod_are_named_by_per_pod_health(
     settled_pods, deployment, stage, kube, endpoint, record
 ):
-    """The negative controls of per-pod health: four pods of one Service, two well, one under
-    a CPU limit and one answering some 503s; the split is even and every pod ready, and only
-    per-pod latency and errors can name the two, each for what is wrong with it."""
+    """The negative controls of per-pod health: four pods of one Service, two well, one resized
+    under a CPU limit once ready and one answering some 503s; the split is even and every pod
+    ready, and only per-pod latency and errors can name the two, each for what is wrong with
+    it."""
     if not route_image.made_available(stage):
         pytest.skip("the failing pod's sidecar image is built here; this provider pulls images")
     well = iris_copy(deployment, "iris-sick-well", SICK_APP, 2)
     starved = iris_copy(deployment, STARVED, SICK_APP, 1)
-    resources = starved["spec"]["template"]["spec"]["containers"][0]["resources"]
-    resources["requests"]["cpu"] = resources["limits"]["cpu"] = STARVED_CPU
     documents = [well, starved, *_failing(deployment)]
     with selected(kube, documents, SICK_APP, 4, settled_pods, 180) as pods:
+        (pod,) = [name for name in pods if name.startswith(STARVED)]
+        _starve(kube, pod, starved["spec"]["template"]["spec"]["containers"][0]["name"])
         # Answers from the pods before, while kube-proxy catches up, are left out by name.
         outcomes = fresh_connection_requests(endpoint, SICK_REQUESTS)
     verdict = record(
