@@ -11,6 +11,9 @@ set -u
 SA=/var/run/secrets/kubernetes.io/serviceaccount
 CONF=/etc/cni/net.d/10-offline-cni.conflist
 INTERVAL=${SYNC_INTERVAL:-5}
+# A node is Ready only once its conflist is written: a sync that failed (no podCIDR yet, the
+# API not answering) is tried again in a second.
+RETRY=${SYNC_RETRY:-1}
 
 # kind patches CONTROL_PLANE_ENDPOINT in, so this works before kube-proxy has
 # programmed the kubernetes Service.
@@ -87,6 +90,10 @@ sync_once() {
 
 log "starting on $NODE_NAME, API $API"
 while :; do
-  sync_once || log "sync failed, retrying in ${INTERVAL}s"
-  sleep "$INTERVAL"
+  if sync_once; then
+    sleep "$INTERVAL"
+  else
+    log "sync failed, retrying in ${RETRY}s"
+    sleep "$RETRY"
+  fi
 done
