@@ -25,7 +25,7 @@ from kubeverify.locust import aggregated, headless_command, started
 from kubeverify.locust import run as run_locust
 
 USERS = 10
-SECONDS = 14  # enough for the 1,340 answers its balance sample takes, at about 180 a second
+SECONDS = 12  # enough for the 1,340 answers its balance sample takes: 2,200 at about 185 a second
 SKEWED_SECONDS = 6  # the pods that got nothing show in any run
 SKEW_LABEL = "iris-e2e-skew"
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
