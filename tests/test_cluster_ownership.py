@@ -201,13 +201,19 @@ def make(machine, tmp_path, port, said, monkeypatch):
 
 
 def _up_and_down(kind_cluster: KindProjectCluster, trouble: BaseException | None) -> None:
-    """up() then down(), as the plugin's stage fixture runs them: down() on every path."""
+    """up(), the wait for its nodes (which the provider does once its images are loaded), then
+    down(), as the plugin's stage fixture runs them: down() on every path."""
+
+    def up() -> None:
+        kind_cluster.up()
+        kind_cluster.wait_ready()
+
     try:
         if trouble is None:
-            kind_cluster.up()
+            up()
         else:
             with pytest.raises(type(trouble)):
-                kind_cluster.up()
+                up()
     finally:
         kind_cluster.down()
 

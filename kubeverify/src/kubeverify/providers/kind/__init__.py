@@ -131,7 +131,8 @@ class KindProvider:
     def make_available(self, image: Image, *also: Image) -> str:
         """Built from its context when the image names one, then loaded into every node that
         runs pods (when one lacks it: a kept cluster's nodes may have it already), with the
-        images `also` in one `kind load`: the layers they share are saved and sent once."""
+        images `also` in one `kind load`: the layers they share are saved and sent once; then
+        every node Ready."""
         from kubeverify.providers.kind.image import build_target_image
 
         for each in (image, *also):
@@ -140,6 +141,7 @@ class KindProvider:
                     info = build_target_image(each, self.toolchain, say=self.timer.say)
                 self.built[each.tag] = info.describe()
         self.cluster.load_images([each.tag for each in (image, *also)])
+        self.cluster.wait_ready()  # before anything is rolled out on them
         return image.tag
 
     def reach(self, url: str) -> str:
