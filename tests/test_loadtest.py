@@ -425,11 +425,17 @@ def test_the_verdict_states_the_peak_memory_against_the_limit_in_text_and_json()
     assert stated == {
         "role": "master",
         "peak_mib": 180.0,
+        "file_mib": None,
         "limit_mib": 512.0,
         "summary": "master peak memory 180 MiB, 35% of its 512 MiB limit",
     }
     unlimited = memory.PeakMemory(int(95.4 * memory.MIB))
     assert unlimited.text() == "Locust peak memory 95 MiB; no memory limit"
+    files = memory.PeakMemory(194 * memory.MIB, 160 * memory.MIB, "master", 44 * memory.MIB)
+    assert files.text() == (
+        "master peak memory 194 MiB (44 MiB of it mapped files), 121% of its 160 MiB limit"
+    )
+    assert files.to_json()["file_mib"] == 44.0
 
 
 @pytest.mark.parametrize(
@@ -483,8 +489,12 @@ def test_the_peak_memory_is_this_processs_own_high_water_mark():
 
 def test_the_peak_memory_falls_back_to_ru_maxrss_without_proc(tmp_path):
     assert memory.peak_bytes(tmp_path / "none") > 0
-    (tmp_path / "status").write_text("Name:\tlocust\nVmHWM:\t  199884 kB\nVmRSS:\t 1 kB\n")
+    (tmp_path / "status").write_text(
+        "Name:\tlocust\nVmHWM:\t  199884 kB\nVmRSS:\t 1 kB\nRssFile:\t   45000 kB\n"
+    )
     assert memory.peak_bytes(tmp_path / "status") == 199884 * 1024
+    assert memory.file_bytes(tmp_path / "status") == 45000 * 1024
+    assert memory.file_bytes(tmp_path / "none") is None
 
 
 # --- the Locust image ----------------------------------------------------------------------------
