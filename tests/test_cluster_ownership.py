@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubeverify.preflight import PreflightError
 from kubeverify.providers.kind import cluster
@@ -84,6 +85,8 @@ elif tool == "kind" and args[:2] == ["create", "cluster"]:
     say(" * Writing configuration")
 elif tool == "kind" and args[:2] == ["delete", "cluster"]:
     keep([c for c in clusters if c != option("--name")])
+elif tool == "docker" and args[:1] == ["info"] and "CgroupVersion" in args[-1]:
+    say((state / "cgroup").read_text() if (state / "cgroup").exists() else "2")
 elif tool == "docker" and args[:1] == ["info"]:
     say(str(16 << 30) if "MemTotal" in args[-1] else "27.5.1")
 elif tool == "docker" and args[:2] == ["network", "inspect"]:
@@ -129,6 +132,9 @@ class Machine:
 
     def has_network(self) -> None:
         (self.state / "network").touch()
+
+    def runs_cgroup(self, version: str) -> None:
+        (self.state / "cgroup").write_text(version)
 
     def creates(self, behaviour: str) -> None:
         (self.state / "create").write_text(behaviour)
@@ -334,3 +340,55 @@ def test_a_taken_port_given_with_publish_port_says_choose_another(machine, make)
         f"127.0.0.1:{given}, given with --publish-port, is taken: free it, or choose another port"
     )
     assert not machine.ran("kind", "create")
+
+
+def _kind_config_written(kind_cluster: KindProjectCluster) -> dict:
+    return yaml.safe_load((kind_cluster.cluster.path / "kind-config.yaml").read_text())
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_on_cgroup_v1_the_generated_kind_config_lets_the_kubelet_run_and_says_so(
+    machine, make, said, version
+):
+    machine.runs_cgroup(version)
+    kind_cluster = make()
+    _up_and_down(kind_cluster, None)
+    patches = _kind_config_written(kind_cluster).get("kubeadmConfigPatches")
+    told = [line for line in said if "failCgroupV1: false" in line]
+    if version == "1":
+        assert patches == ["kind: KubeletConfiguration\nfailCgroupV1: false\n"]
+        assert told == [
+            "[test] this machine's Docker runs cgroup v1, which kubelet 1.35 and later refuse "
+            "unless their KubeletConfiguration sets failCgroupV1: false: the generated kind "
+            "config sets it"
+        ]
+    else:
+        assert patches is None
+        assert told == []
+
+
+def test_on_cgroup_v1_a_kind_config_of_the_targets_own_without_it_is_warned_of(
+    machine, make, said, tmp_path, port
+):
+    machine.runs_cgroup("1")
+    config = {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "nodes": [
+            {"role": "control-plane", "extraPortMappings": [
+                {"containerPort": port, "hostPort": port, "listenAddress": "127.0.0.1"}]},
+            {"role": "worker"}, {"role": "worker"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "kind.yaml").write_text(yaml.safe_dump(config))
+    target = tmp_path / "verify.toml"
+    kind_cluster = make()
+    target.write_text(target.read_text() + '\n[cluster]\nkind_config = "kind.yaml"\n')
+    kind_cluster.target = load(target)
+    kind_cluster.config = config
+    _up_and_down(kind_cluster, None)
+    assert "kubeadmConfigPatches" not in _kind_config_written(kind_cluster)  # left as written
+    (warning,) = [line for line in said if "failCgroupV1" in line]
+    assert warning.startswith("[test] warning: this machine's Docker runs cgroup v1")
+    assert f"{tmp_path / 'kind.yaml'} does not" in warning
+    assert "Kubernetes 1.35 or later will not start" in warning
