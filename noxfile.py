@@ -76,7 +76,8 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(name="offline-kind", venv_backend="none")
 def offline_kind(session: nox.Session) -> None:
-    """The offline toolchain from Debian's packages; nothing where a registry answers."""
+    """The offline toolchain from Debian's packages and Go modules; nothing where a registry
+    answers."""
     session.run("python3", "-m", "ci.offline_kind", "ensure", *session.posargs, external=True)
 
 

@@ -276,12 +276,12 @@ def _termination(who: str, pod, terminated) -> str:
         return f"{who} was killed for memory at its {limit} limit (OOMKilled)"
     number = terminated.signal or (code - 128 if code > 128 else None)
     if number:
-        name = _signal_name(number)
+        name = signal_name(number)
         return f"{who} was killed by {name} (exit code {code}{f', {reason}' if reason else ''})"
     return f"{who} ended with exit code {code}" + (f" ({reason})" if reason else "")
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -10,7 +10,6 @@ unless --keep-cluster. Options this runner does not know (--max-skew 1.3,
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,11 +115,7 @@ def _killed(code: int) -> tuple[int, tuple[str, ...]]:
     code a shell gives it, and why."""
     if code >= 0:
         return code, ()
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    return 128 - code, (f"Locust was killed by {name}",)
+    return 128 - code, (f"Locust was killed by {incluster.signal_name(-code)}",)
 
 
 def _from_here(url: str, timer: PhaseTimer, args: argparse.Namespace, locust_args) -> int:

@@ -1,6 +1,6 @@
 """Manifests written for current Kubernetes go on a server that predates one of their API
-versions in the older version it serves, said once a run; the iris manifests apply on the
-offline cluster's Kubernetes 1.20 and on current Kubernetes alike, all in the run's namespace."""
+versions in the older version it serves, said once a run; the iris manifests apply on
+Kubernetes 1.20 and on current Kubernetes alike, all in the run's namespace."""
 
 from __future__ import annotations
 

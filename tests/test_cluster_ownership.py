@@ -392,3 +392,29 @@ def test_on_cgroup_v1_a_kind_config_of_the_targets_own_without_it_is_warned_of(
     assert warning.startswith("[test] warning: this machine's Docker runs cgroup v1")
     assert f"{tmp_path / 'kind.yaml'} does not" in warning
     assert "Kubernetes 1.35 or later will not start" in warning
+
+
+@pytest.mark.parametrize(("running", "refused"), [("nftables", False), ("", True)])
+def test_a_cluster_reused_for_a_kube_proxy_mode_must_run_it(
+    machine, make, port, monkeypatch, tmp_path, running, refused
+):
+    machine.has_cluster({port: port})
+    target = tmp_path / "verify.toml"
+    kind_cluster = make()
+    target.write_text(target.read_text() + '\n[cluster]\nkube_proxy_mode = "nftables"\n')
+    kind_cluster.target = load(target)
+
+    class Kube:  # what the API says of kube-proxy: its ConfigMap's config.conf
+        def __init__(self, *args, **kwargs):
+            data = {"config.conf": f"kind: KubeProxyConfiguration\nmode: {running}\n"}
+            config_map = type("ConfigMap", (), {"data": data})
+            self.core = type("Core", (), {"read_namespaced_config_map": lambda *a: config_map})
+
+    monkeypatch.setattr(cluster, "KubeTarget", Kube)
+    if refused:  # an empty mode is the default, iptables
+        with pytest.raises(PreflightError, match="runs kube-proxy in iptables mode, not nftables"):
+            _up_and_down(kind_cluster, None)
+    else:
+        _up_and_down(kind_cluster, None)
+    assert not machine.ran("kind", "delete")
+    assert machine.clusters() == [NAME]

@@ -397,10 +397,22 @@ def test_tools_go_imports_each_package():
 
 @pytest.mark.parametrize(
     ("said", "version"),
-    [("go1.26.8", (1, 26)), ("go1.27rc1", (1, 27)), ("devel", None), ("", None)],
+    [
+        ("go1.26.8", (1, 26, 8)),
+        ("go1.26", (1, 26, 0)),
+        ("go1.27rc1", (1, 27, 0)),
+        ("devel", None),
+        ("", None),
+    ],
 )
 def test_parse_go_version(said, version):
     assert gomod.parse_go_version(said) == version
+
+
+def test_go_older_than_every_pinned_module_asks_for_is_refused():
+    # containerd v2.3.4 says go 1.26.3: a Go 1.26.2 would compile Kubernetes, then stop.
+    assert gomod.MIN_GO == (1, 26, 3)
+    assert gomod.parse_go_version("go1.26.2") < gomod.MIN_GO <= gomod.parse_go_version("go1.26.8")
 
 
 def test_the_node_stack_takes_etcd_and_coredns_from_kubeadms_list():
@@ -416,10 +428,10 @@ def test_the_node_stack_takes_etcd_and_coredns_from_kubeadms_list():
         node_stack.programs(["registry.k8s.io/etcd:3.7.0-0"])
 
 
-def test_the_node_stack_names_every_binary_the_node_image_installs():
-    programs = node_stack.programs(kubernetes.parse_image_list(KUBEADM_IMAGES))
-    names = {name for program in programs for name in node_stack.binaries(program)}
-    assert set(node_image.STACK_PATHS) | {"etcd", "coredns"} == names
+def test_the_node_stack_builds_what_the_node_image_installs():
+    assert set(node_image.STACK_PATHS) | {"etcd", "coredns"} == node_stack.NEEDED
+    plan, _ = node_image.plan_images(kubernetes.parse_image_list(KUBEADM_IMAGES))
+    assert {"etcd", "coredns"} <= set(plan.values())  # the images that take those two
 
 
 def test_module_version_of_an_image_tag():

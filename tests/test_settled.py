@@ -3,7 +3,7 @@ ready, and each Service's endpoints exactly them, but for pods of another Deploy
 Service selects on purpose (a canary) while those live; a pod that is gone but still an
 endpoint keeps it unsettled."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from kubeverify.deployment import Deployment
@@ -60,24 +60,17 @@ def test_a_pod_gone_but_still_an_endpoint_keeps_it_unsettled(tmp_path):
                        {"web-a", "web-b", "web-c"})  # fmt: skip
 
 
-def _api_pod(deleted_seconds_ago=None, terminated=False):
-    from datetime import datetime, timedelta
-
+def _api_pod(deleted=False, terminated=False):
     from kubernetes import client as k8s
 
     state = k8s.V1ContainerState(
         terminated=k8s.V1ContainerStateTerminated(exit_code=0) if terminated else None,
         running=None if terminated else k8s.V1ContainerStateRunning(),
     )
-    deleted = (
-        datetime.now(UTC) - timedelta(seconds=deleted_seconds_ago)
-        if deleted_seconds_ago is not None
-        else None
-    )
     return k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(
             name="web-1",
-            deletion_timestamp=deleted,
+            deletion_timestamp=datetime.now(UTC) if deleted else None,
             deletion_grace_period_seconds=30 if deleted else None,
         ),
         spec=k8s.V1PodSpec(containers=[], node_name="worker"),
@@ -97,11 +90,10 @@ def test_a_deleted_pod_is_gone_once_it_exited_and_not_before():
 
     assert not _pod_state(_api_pod()).gone  # not deleted
     assert not _pod_state(_api_pod(terminated=True)).gone  # exited, not deleted: restarts
-    # Asked 4 s ago with a grace period of 30 s: still in its preStop sleep, and serving.
-    assert not _pod_state(_api_pod(deleted_seconds_ago=-26)).gone
-    # Asked long ago and still running (it ignores SIGTERM): it may still serve what it holds.
-    assert not _pod_state(_api_pod(deleted_seconds_ago=-1)).gone
-    assert _pod_state(_api_pod(deleted_seconds_ago=-26, terminated=True)).gone
+    # Deleted and running, however long ago: in its preStop sleep, or ignoring SIGTERM, it may
+    # still serve what it holds.
+    assert not _pod_state(_api_pod(deleted=True)).gone
+    assert _pod_state(_api_pod(deleted=True, terminated=True)).gone
 
 
 def test_a_pre_stop_sleep_is_read_however_it_is_written():

@@ -1,9 +1,9 @@
-"""Provision a registry-free kind cluster toolchain from Debian packages only.
+"""Provision a registry-free kind cluster toolchain from Debian's packages and Go modules.
 
 Run as ``python3 -m ci.offline_kind ensure`` from the repository root.
 The background facts live in the project's offline-kind notes; every phase
-here is cached under the cache dir, keyed by the Debian versions and project
-files it was built from.
+here is cached under the cache dir, keyed by the package and module versions
+and the project files it was built from.
 """
 
 import os

@@ -151,17 +151,18 @@ PREFERENCES = (
 
 @dataclass(frozen=True)
 class Offer:
+    """A binary package's version offered by a suite."""
+
     package: str
     version: str
     suite: str  # e.g. "trixie", "bookworm-security"
-    kind: str  # "Packages" (binary) or "Sources"
 
 
-def pick(offers: Iterable[Offer], package: str, suite: str, kind: str = "Packages") -> str:
+def pick(offers: Iterable[Offer], package: str, suite: str) -> str:
     for offer in offers:
-        if offer.package == package and offer.suite == suite and offer.kind == kind:
+        if offer.package == package and offer.suite == suite:
             return offer.version
-    raise KeyError(f"{package} ({kind}) not offered by suite {suite}")
+    raise KeyError(f"{package} not offered by suite {suite}")
 
 
 def parse_dpkg_query(text: str) -> dict[str, str]:
@@ -188,7 +189,7 @@ def parse_policy(text: str) -> list[Offer]:
             continue
         m = re.match(r"^ {8}-?\d+ \S+ (\S+) \S+ Packages$", line)
         if m and package and version:
-            offers.append(Offer(package, version, m.group(1).split("/")[0], "Packages"))
+            offers.append(Offer(package, version, m.group(1).split("/")[0]))
     return offers
 
 

@@ -18,15 +18,17 @@ from pathlib import Path
 from .phases import Context
 from .proc import PhaseError, Runner
 
-# The oldest Go that builds every module pinned here (Kubernetes 1.37 says `go 1.26.0`).
-MIN_GO = (1, 26)
+# The oldest Go that builds every module pinned here: containerd v2.3.4's go.mod says
+# `go 1.26.3` (Kubernetes 1.37's says 1.26.0), and GOTOOLCHAIN=local fetches no newer one.
+MIN_GO = (1, 26, 3)
 GO_INSTALL = "https://go.dev/doc/install"
 
 
-def parse_go_version(text: str) -> tuple[int, int] | None:
-    """`go1.26.8` (`go env GOVERSION`) -> (1, 26); None for anything else."""
-    m = re.match(r"^go(\d+)\.(\d+)", text.strip())
-    return (int(m.group(1)), int(m.group(2))) if m else None
+def parse_go_version(text: str) -> tuple[int, int, int] | None:
+    """`go1.26.8` (`go env GOVERSION`) -> (1, 26, 8), `go1.27rc1` -> (1, 27, 0); None for
+    anything else."""
+    m = re.match(r"^go(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
 
 
 def go_env(ctx: Context) -> dict[str, str]:
@@ -49,10 +51,12 @@ def check_go(run: Runner, env: Mapping[str, str]) -> str:
     minimum = ".".join(map(str, MIN_GO))
     try:
         said = run.out(["go", "env", "GOVERSION"], env=env).strip()
-    except PhaseError:
-        raise PhaseError(
-            run.phase, f"no `go` on PATH: install Go {minimum} or newer ({GO_INSTALL})"
-        ) from None
+    except PhaseError as error:
+        if str(error).startswith(f"phase '{run.phase}' failed: command not found"):
+            raise PhaseError(
+                run.phase, f"no `go` on PATH: install Go {minimum} or newer ({GO_INSTALL})"
+            ) from None
+        raise
     version = parse_go_version(said)
     if version is None or version < MIN_GO:
         raise PhaseError(

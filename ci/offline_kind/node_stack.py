@@ -5,6 +5,7 @@ CoreDNS that kubeadm asks for (their tags read from `kubeadm config images list`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from . import gomod
 from .kubernetes import image_name, image_tag
+from .node_image import STACK_PATHS
 from .phases import Context, Phase
 from .proc import PhaseError, Runner
 
@@ -22,6 +24,8 @@ CRICTL = "v1.36.0"
 CNI_PLUGINS = "v1.9.1"
 # containerd's optional snapshotters, which kind leaves out too (its BUILDTAGS).
 CONTAINERD_TAGS = ("no_aufs", "no_zfs", "no_btrfs", "no_devmapper")
+# What the node image installs from here: the node's programs, and the etcd and CoreDNS images'.
+NEEDED = frozenset(STACK_PATHS) | {"etcd", "coredns"}
 
 
 @dataclass(frozen=True)
@@ -97,18 +101,6 @@ def programs(images: list[str]) -> list[Program]:
     ]
 
 
-def binaries(program: Program) -> list[str]:
-    """The binaries `go build -o DIR/` writes for a program, renamed as the node needs them."""
-    renamed = dict(program.rename)
-    names = []
-    for package in program.packages:
-        parts = package.split("/")
-        # go names a binary after its package's last element, or the one before a /vN suffix.
-        name = parts[-2] if parts[-1][1:].isdigit() and parts[-1][0] == "v" else parts[-1]
-        names.append(renamed.get(name, name))
-    return names
-
-
 class NodeStackPhase(Phase):
     name = "node-stack"
     what = (
@@ -118,15 +110,18 @@ class NodeStackPhase(Phase):
     recipe = 1
 
     def inputs(self, ctx: Context, run: Runner) -> dict[str, Any]:
-        images = ctx.outputs["kubernetes"]["images"]
+        if "kubernetes" not in ctx.outputs:
+            raise PhaseError(self.name, "the kubernetes phase comes first (its image list)")
         try:
-            wanted = programs(images)
+            wanted = programs(ctx.outputs["kubernetes"]["images"])
         except ValueError as error:
             raise PhaseError(self.name, str(error)) from None
         env = gomod.go_env(ctx)
         return {
             "go": gomod.check_go(run, env),
-            "programs": [f"{p.module}@{p.version}" for p in wanted],
+            # Every field: a tag, a flag or a package changed must rebuild.
+            "programs": [dataclasses.asdict(p) for p in wanted],
+            "installed": sorted(STACK_PATHS),
             # runc links the host's libseccomp and libc: the node's rootfs must match them.
             "libseccomp": run.out(["pkg-config", "--modversion", "libseccomp"]).strip(),
             "cc": run.out(["gcc", "-dumpfullversion"]).strip(),
@@ -157,9 +152,9 @@ class NodeStackPhase(Phase):
                 bin_dir.mkdir(exist_ok=True)
                 os.rename(produced, bin_dir / name)
                 built[name] = str(final / "bin" / name)
-            missing = set(binaries(program)) - set(built)
-            if missing:
-                raise PhaseError(self.name, f"{program.module}: no {sorted(missing)} was built")
+        missing = NEEDED - built.keys()
+        if missing:
+            raise PhaseError(self.name, f"not built: {sorted(missing)} (built: {sorted(built)})")
         for command in (["containerd", "--version"], ["runc", "--version"], ["etcd", "--version"]):
             run.run([bin_dir / command[0], *command[1:]])
         return {"binaries": built}

@@ -28,5 +28,6 @@ ctr oci spec \
   | jq '.hooks.createContainer[.hooks.createContainer| length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
   | jq 'del(.process.rlimits)' \
   > /etc/containerd/cri-base.json
+# runc links libseccomp and libc through cgo, built on this machine: it must run here.
 containerd --version
 runc --version

@@ -40,8 +40,8 @@ class PodState:
     @property
     def gone(self) -> bool:
         """Deleted, and its containers exited: it serves nothing, though the kubelet removes it
-        from the API a moment later (0.6 to 0.9 s on Kubernetes 1.37), which no check waits for.
-        """
+        from the API a moment later (0.6 to 0.9 s on Kubernetes 1.37), which the checks need not
+        wait for."""
         return self.terminating and self.exited
 
     def line(self) -> str:

@@ -2,9 +2,10 @@
 or one generated from its worker count and published ports.
 
 A run deletes only what it created. A kind cluster of the same name that was there before is
-reused when it matches the config (node roles, published ports), with a kubeconfig fetched
-fresh from kind, and left as it was; when it does not match, the run stops with one line
-naming the way out. The same holds for the `kind` Docker network.
+reused when it matches the config (node roles, published ports, and kube-proxy's mode where the
+target names one), with a kubeconfig fetched fresh from kind, and left as it was; when it does
+not match, the run stops with one line naming the way out. The same holds for the `kind`
+Docker network.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kubeverify.providers.kind.image import containerd_reference
 from kubeverify.providers.kind.toolchain import Toolchain
 from kubeverify.target import Target
 from kubeverify.timing import PhaseTimer
+from kubeverify.versions import proxy_mode
 from kubeverify.waiting import Observation, wait_until
 
 NODES_READY_TIMEOUT = 180
@@ -190,6 +192,16 @@ class KindProjectCluster:
             else:
                 self._create(kubeconfig)
             self.kube = KubeTarget(kubeconfig, self.kubectl, namespace=self.target.namespace)
+        if self.reused and self.target.kube_proxy_mode:
+            config_map = self.kube.core.read_namespaced_config_map("kube-proxy", "kube-system")
+            running = proxy_mode((config_map.data or {}).get("config.conf")).split()[0]
+            if running != self.target.kube_proxy_mode:
+                raise PreflightError(
+                    f"a kind cluster named {self.name} exists but runs kube-proxy in {running} "
+                    f"mode, not {self.target.kube_proxy_mode} as the target asks; it is left as "
+                    "it is: choose another name with --cluster-name, or delete it by hand: "
+                    f"{self.kind} delete cluster --name {self.name}"
+                )
         return self.kube
 
     def wait_ready(self) -> None:
