@@ -418,3 +418,18 @@ def test_a_cluster_reused_for_a_kube_proxy_mode_must_run_it(
         _up_and_down(kind_cluster, None)
     assert not machine.ran("kind", "delete")
     assert machine.clusters() == [NAME]
+
+
+def test_nodes_are_waited_ready_after_the_images_are_loaded_and_once(make, monkeypatch):
+    from kubeverify.providers.kind import KindProvider
+    from kubeverify.target import Image
+
+    calls = []
+    kind_cluster = make()
+    monkeypatch.setattr(kind_cluster, "load_images", lambda tags: calls.append(("load", *tags)))
+    monkeypatch.setattr(cluster, "wait_nodes_ready", lambda kube, count: calls.append(("ready",)))
+    provider = KindProvider(kind_cluster.target, kind_cluster.timer)
+    provider.cluster = kind_cluster
+    assert provider.make_available(Image("iris:1"), Image("client:1")) == "iris:1"
+    assert provider.make_available(Image("route:1")) == "route:1"
+    assert calls == [("load", "iris:1", "client:1"), ("ready",), ("load", "route:1")]
