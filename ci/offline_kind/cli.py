@@ -23,9 +23,10 @@ from .phases import Context, format_table, phase_status, run_phase
 from .proc import PREFIX, PhaseError
 from .registry import CHOICE_VARIABLE, registry_reachable
 
-# Cold builds measured on machines of this project's kind (2 cores, nothing cached), from the
-# quickest to the slowest seen: the whole toolchain, and Kubernetes alone.
-COLD_MINUTES = "6 to 19"
+# The whole toolchain cold on a machine of this project's kind (2 cores, nothing cached): 13 m 50 s
+# on 2026-12-07 (Kubernetes 7 m 5 s, the node stack 3 m 56 s), where packages and dockerd were
+# there already; Kubernetes alone took 9 m 43 s once beside other work.
+COLD_MINUTES = "14 to 20"
 
 PHASES = [
     AptPhase(),
@@ -120,7 +121,8 @@ def ensure(ctx: Context) -> int:
         return 0
     print(
         f"{PREFIX} no registry answers: building what is missing or stale; cold, this takes "
-        f"{COLD_MINUTES} min on 2 cores (most of it compiling Kubernetes), warm, seconds",
+        f"{COLD_MINUTES} min on 2 cores (most of it compiling Kubernetes and the node's "
+        "programs), warm, seconds",
         flush=True,
     )
     if os.geteuid() != 0:
