@@ -1,9 +1,21 @@
 """The Deployment heals, rolls and moves off a drained node while traffic runs (kubeverify's
-standard resilience checks), and the drain's negative control: a lone pod with no
-PodDisruptionBudget, whose drain must be seen to fail requests."""
+standard resilience checks), and the drain's negative controls: a lone pod with no
+PodDisruptionBudget, whose drain must be seen to fail requests; and pods two budgets select,
+which the eviction API refuses, and the drain must say so."""
+
+import pytest
+import yaml
 
 from e2e.controls import iris_copy, ready_pods, selected
-from kubeverify import Resilience, drain_under_traffic, fullest_node, wait_until
+from kubeverify import (
+    EvictionRefused,
+    Resilience,
+    drain_node,
+    drain_under_traffic,
+    fullest_node,
+    schedulable_workers,
+    wait_until,
+)
 
 
 class TestResilience(Resilience):
@@ -56,3 +68,35 @@ def test_a_drain_that_takes_a_lone_pod_without_a_budget_fails_requests(
     assert lost.figures["failed"] > 0, lost.explain()  # failures seen, not too few requests
     assert not budget.passed, budget.explain()
     assert budget.advisory, budget.explain()
+
+
+SECOND_BUDGET = "iris-second-budget"
+
+
+def test_a_drain_of_pods_two_budgets_select_is_refused_and_says_why(
+    settled_pods, kube, target, run
+):
+    """A second PodDisruptionBudget over the iris pods: the eviction API evicts no pod that
+    more than one budget selects (it answers 500), and the drain must say so, naming both,
+    and leave the node schedulable and every pod where it was."""
+    second = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": SECOND_BUDGET},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "iris-classifier"}}},
+    }
+    node, why_not = fullest_node(kube, target.selector)
+    if node is None:
+        pytest.skip(why_not)
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(second))
+    try:
+        with pytest.raises(EvictionRefused) as refused:
+            drain_node(kube, target.selector, node, lambda: [], say=run.timer.note)
+    finally:
+        kube.kubectl("delete", "-f", "-", stdin=yaml.safe_dump(second))
+    run.timer.note(str(refused.value))
+    assert "PodDisruptionBudgets iris-classifier, iris-second-budget all select it" in str(
+        refused.value
+    ), refused.value
+    assert node in schedulable_workers(kube), f"{node} left cordoned"
+    assert sorted(p.name for p in kube.pods(target.selector)) == sorted(settled_pods)

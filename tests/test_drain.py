@@ -13,6 +13,7 @@ from kubeverify.drain import (
     HealthyCount,
     budget_verdict,
     healthy,
+    refusal,
     selector_text,
 )
 
@@ -128,3 +129,33 @@ def test_after_a_gap_in_the_watch_the_count_is_the_new_lists():
     count = _count_seeing(("ADDED", pod("a")), ("ADDED", pod("b")))
     count._relisted([pod("b")])
     assert count.history[-1][1] == 1
+
+
+def test_where_budgets_differ_the_strictest_counts():
+    loose = Budget("web-loose", desired_healthy=1, expected=3)
+    strict = Budget("web-strict", desired_healthy=3, expected=3)
+    for budgets in ([loose, strict], [strict, loose]):
+        dipped = budget_verdict(drained(2, budgets))
+        assert not dipped.passed, dipped.explain()
+        assert "web-strict (the strictest; also web-loose) allows no fewer than 3" in dipped.summary
+    assert budget_verdict(drained(3, [loose, strict])).passed
+
+
+def test_an_eviction_two_budgets_refuse_is_said_plainly_naming_them():
+    # The eviction API's own words (pkg/registry/core/pod/storage/eviction.go, answered 500).
+    message = (
+        "This pod has more than one PodDisruptionBudget, which the eviction subresource does "
+        "not support."
+    )
+    budgets = [
+        Budget("web", 2, 3, frozenset({"a", "b", "c"})),
+        Budget("web-canary", 0, 1, frozenset({"c"})),
+    ]
+    said = refusal("c", message, budgets)
+    assert said.startswith(
+        "the eviction API refuses to evict c: PodDisruptionBudgets web, web-canary all select it"
+    ), said
+    assert "Give each pod one budget." in said
+    assert refusal("a", "etcd timed out", budgets) == (
+        "the eviction API refused to evict a: etcd timed out"
+    )

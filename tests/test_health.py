@@ -13,6 +13,8 @@ import pytest
 
 from kubeverify import health
 from kubeverify.health import PodAnswers
+from kubeverify.sampling import health_sample
+from kubeverify.traffic import Outcome
 
 SIMULATIONS = 4000
 ALPHA = 0.05  # a large alpha, so that a few thousand simulations resolve the rate
@@ -163,3 +165,121 @@ def test_the_latency_powers_memory_is_bounded_at_the_masters_sample_sizes():
         ).stdout
     )
     assert grown_mib < 64, f"latency_power grew the process by {grown_mib:.0f} MiB"
+
+
+# The stopping rule of the draws for per-pod health (sampling.health_sample), pinned by
+# simulation: draws start where the balance test stops on an even Service (462 over 3 pods)
+# and go on until every pod's power reaches the aim.
+BALANCE_STOP = 462
+
+
+def simulated_draws(rng, rates, slow=1.0):
+    """A Service of len(rates) pods, kube-proxy picking one at random per draw: each answer an
+    error at its pod's rate, the first pod's latencies scaled by `slow`."""
+    pods = [f"web-{i}" for i in range(len(rates))]
+
+    def draws(_endpoint, count):
+        picked = rng.integers(len(pods), size=count)
+        failed = rng.random(count) < np.asarray(rates)[picked]
+        seconds = latencies(rng, count) * np.where(picked == 0, slow, 1.0)
+        return [
+            Outcome(0.0, float(s), 503 if bad else 200, pods[i], None, "503" if bad else None)
+            for i, bad, s in zip(picked, failed, seconds, strict=True)
+        ]
+
+    return pods, draws
+
+
+def powered_runs(rng, rates, *, slow=1.0, alpha=health.ALPHA, runs=300, **budget):
+    """Each run: the balance test's draws, then health_sample's; yields (pods' answers, what
+    ran out)."""
+    for _ in range(runs):
+        pods, draws = simulated_draws(rng, rates, slow)
+        outcomes, ran_out = health_sample(
+            None, pods, draws(None, BALANCE_STOP), draws, alpha=alpha, say=lambda _: None,
+            simulations=20, **budget,
+        )  # fmt: skip
+        yield health.by_pod(outcomes, pods), ran_out
+
+
+def test_the_answers_needed_are_the_fewest_that_reach_the_aim():
+    for pods in (2, 3, 5):
+        needed = health.answers_needed(pods)
+        assert health.error_power(needed, needed * pods, pods) >= 0.99
+        assert health.error_power(needed - 8, (needed - 8) * pods, pods) < 0.99
+
+
+def test_drawing_to_the_power_names_a_pod_at_5_percent_errors_99_times_in_100():
+    # At the balance test's stop alone the error test caught it about half the time (0.507).
+    caught, draws = [], []
+    for answers, ran_out in powered_runs(np.random.default_rng(30), [0.05, 0, 0]):
+        assert ran_out is None
+        caught.append(any(j.sick for j in health.judge(answers, health.ALPHA)))
+        draws.append(sum(a.requests for a in answers))
+    # 300 runs: at a true power of 0.99, at most 2.5% missed is 2.5 standard errors out.
+    assert np.mean(caught) >= 0.975, np.mean(caught)
+    assert 900 <= np.median(draws) <= 1_200, np.median(draws)
+
+
+def test_drawing_to_the_power_keeps_false_alarms_at_or_below_alpha():
+    # Stopping reads how many answers each pod gave, never which failed: the error test keeps
+    # its rate (a large alpha here, so that the runs resolve it).
+    named = [
+        any(j.sick for j in health.judge(answers, ALPHA))
+        for answers, _ in powered_runs(
+            np.random.default_rng(31), [0.02, 0.02, 0.02], alpha=ALPHA, runs=400
+        )
+    ]
+    assert np.mean(named) <= ALPHA, np.mean(named)
+
+
+def test_drawing_to_the_power_names_a_pod_twice_as_slow():
+    caught = [
+        any(j.sick for j in health.judge(answers, health.ALPHA))
+        for answers, _ in powered_runs(np.random.default_rng(32), [0, 0, 0], slow=2.0, runs=100)
+    ]
+    assert np.mean(caught) >= 0.975, np.mean(caught)
+
+
+def test_where_the_budget_runs_out_the_pass_says_its_power_and_can_be_made_a_failure():
+    rng = np.random.default_rng(33)
+    ((answers, ran_out),) = powered_runs(rng, [0, 0, 0], runs=1, budget_draws=600)
+    assert ran_out == "its budget of 600 draws ran out"
+    assert sum(a.requests for a in answers) == 600
+    verdict = health.verdict(answers, ran_out=ran_out)
+    assert verdict.passed
+    assert verdict.underpowered
+    assert verdict.outcome.startswith("PASSED AT LOW POWER")
+    assert verdict.summary.startswith(
+        "not enough answers to catch one pod answering 5% errors while its siblings answer none"
+        " (power 0."
+    ), verdict.summary
+    assert "short of the 0.99 aimed at (its budget of 600 draws ran out)" in verdict.summary
+    assert "below the 0.99 aimed at" in verdict.line()
+    data = verdict.to_json()
+    assert data["underpowered"]
+    assert data["rates"]["aim"] == 0.99
+    assert data["figures"]["limited_by"] == ran_out
+    enforced = health.verdict(answers, ran_out=ran_out, enforce_power=True)
+    assert not enforced.passed
+    assert enforced.outcome == "FAILED"
+
+
+def test_the_budget_of_seconds_stops_the_draws_too():
+    clock = iter(range(0, 1000, 70))  # 70 s a look: the first is past the 60 s
+    pods, draws = simulated_draws(np.random.default_rng(34), [0, 0, 0])
+    outcomes, ran_out = health_sample(
+        None, pods, draws(None, BALANCE_STOP), draws, say=lambda _: None,
+        clock=lambda: float(next(clock)), simulations=20,
+    )  # fmt: skip
+    assert ran_out == "its budget of 60 s ran out"
+    assert len(outcomes) == BALANCE_STOP
+
+
+def test_at_its_power_the_verdict_passes_plainly():
+    verdict = health.verdict(_answers(np.random.default_rng(35), requests=400))
+    assert verdict.passed
+    assert not verdict.underpowered
+    assert verdict.outcome == "PASSED"
+    assert verdict.rates.power >= 0.99
+    assert not verdict.summary.startswith("not enough")

@@ -617,3 +617,24 @@ def test_the_tally_counts_groups_and_carries_them_from_workers():
     master.merge(tally.take())
     assert master.groups == {"1": 1, "2": 1}
     assert tally.groups == {}
+
+
+def test_locusts_per_pod_health_states_the_power_its_answers_reached():
+    def run(per_pod, **thresholds):
+        answers = {pod: [(0.004 + 0.0001 * (i % 7), False)] * per_pod for i, pod in enumerate(PODS)}
+        judged = evaluate(
+            figures(even(per_pod), answers=answers), Thresholds(**thresholds)
+        ).verdicts
+        (health,) = [v for v in judged if v.check.startswith("each pod as healthy")]
+        return health
+
+    short = run(100)
+    assert short.passed, short.line()
+    assert short.underpowered, short.line()
+    assert "short of the 0.99 aimed at (a longer run gives more answers)" in short.summary
+    assert "power 0." in short.line()
+    assert "below the 0.99 aimed at" in short.line()
+    assert not run(100, enforce_power=True).passed
+    full = run(400)
+    assert full.passed, full.line()
+    assert not full.underpowered, full.line()

@@ -32,7 +32,8 @@ PUBLIC = {
     "Replicas", "Scaling", "Balance", "Resilience", "Affinity", "Splits", "Shutdown",
     # verdicts
     "Verdict", "ErrorRates", "Shares", "no_failures", "verdict_from_json", "balance_verdict",
-    "health_verdict", "answers_by_pod", "drain_under_traffic", "fullest_node",
+    "health_verdict", "answers_by_pod", "drain_under_traffic", "fullest_node", "drain_node",
+    "EvictionRefused", "schedulable_workers",
     "fresh_connection_draws", "keep_alive_draws", "split_verdict", "judge_split", "objects_of",
     "sequential_design", "simulate_sequential", "rejection_rate", "split_design", "split_draws",
     "worst_splits",

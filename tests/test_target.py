@@ -58,6 +58,8 @@ def test_a_minimal_target_takes_the_defaults(write):
     assert target.enforce_sigterm_exit is False  # a pod that ignores SIGTERM is a finding
     enforced = load(write(MINIMAL + "\n[shutdown]\nenforce_sigterm_exit = true\n"))
     assert enforced.enforce_sigterm_exit is True
+    assert target.enforce_power is False  # a pass short of its power says so, and passes
+    assert load(write(MINIMAL + "\n[verdicts]\nenforce_power = true\n")).enforce_power is True
 
 
 @pytest.mark.parametrize(
@@ -77,6 +79,7 @@ def test_a_minimal_target_takes_the_defaults(write):
         (('tag = "web:1"', 'tag = "web:1"\ndockerfile = "D"'), "needs image.build"),
         (("[probe]", "[shutdown]\nenforce_sigterm_exit = 1\n[probe]"), "must be true or false"),
         (("[probe]", "[shutdown]\nenforce = true\n[probe]"), "shutdown.enforce: unknown"),
+        (("[probe]", "[verdicts]\nenforce_power = 'yes'\n[probe]"), "verdicts.enforce_power: must"),
     ],
 )
 def test_each_mistake_names_the_file_and_the_field(write, change, message):

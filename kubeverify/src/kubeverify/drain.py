@@ -10,9 +10,10 @@ API showed, so the fewest the drain left is seen, not sampled.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -25,6 +26,8 @@ EVICTION_RETRY = 1.0  # seconds between asking again for evictions a budget refu
 EVICTION_TIMEOUT = 180
 TOO_MANY_REQUESTS = 429  # the eviction API's answer when a budget allows no disruption now
 NOT_FOUND = 404
+# The eviction API's answer (500) for a pod more than one budget selects: it evicts none such.
+MANY_BUDGETS = "more than one PodDisruptionBudget"
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,21 @@ class Budget:
     name: str
     desired_healthy: int
     expected: int
+    pods: frozenset[str] = frozenset()  # of the target's, those it selects
 
     @classmethod
-    def of(cls, budget: dict) -> Budget:
+    def of(cls, budget: dict, pods: frozenset[str] = frozenset()) -> Budget:
         status = budget.get("status") or {}
         return cls(
             budget["metadata"]["name"],
             int(status.get("desiredHealthy") or 0),
             int(status.get("expectedPods") or 0),
+            pods,
         )
+
+
+class EvictionRefused(RuntimeError):
+    """The eviction API refuses a pod for good (not a budget's 429, which passes)."""
 
 
 def selector_text(selector: dict) -> str:
@@ -67,9 +76,24 @@ def budgets_over(kube: KubeTarget, pods: set[str]) -> list[Budget]:
         selector = budget["spec"].get("selector")
         if selector is None:
             continue  # policy/v1beta1 reads an unset selector as selecting nothing
-        if pods & {pod.name for pod in kube.pods(selector_text(selector))}:
-            found.append(Budget.of(budget))
+        selected = pods & {pod.name for pod in kube.pods(selector_text(selector))}
+        if selected:
+            found.append(Budget.of(budget, frozenset(selected)))
     return found
+
+
+def refusal(pod: str, message: str, budgets: Sequence[Budget]) -> str:
+    """Why the eviction API refused `pod` for good, plainly: for more than one budget over it,
+    which ones, and what to change."""
+    if MANY_BUDGETS not in message:
+        return f"the eviction API refused to evict {pod}: {message}"
+    names = ", ".join(budget.name for budget in budgets if pod in budget.pods) or "several"
+    return (
+        f"the eviction API refuses to evict {pod}: PodDisruptionBudgets {names} all select it, "
+        "and Kubernetes evicts no pod that more than one budget selects (its answer: "
+        f"{message!r}); `kubectl drain` stops here too, so no node holding it can be drained. "
+        "Give each pod one budget."
+    )
 
 
 def healthy(pod: dict) -> bool:
@@ -166,11 +190,13 @@ def evict_from(
     node: str,
     selector: str,
     *,
+    budgets: Sequence[Budget] = (),
     timeout: float = EVICTION_TIMEOUT,
     say: Callable[[str], None] = print,
 ) -> Evictions:
     """Evict every pod of `selector` on `node`, asking again every EVICTION_RETRY seconds for
-    those a budget refuses, until none is left there (or the deadline says which were not)."""
+    those a budget refuses, until none is left there (or the deadline says which were not).
+    A refusal for good (more than one of `budgets` over a pod) raises EvictionRefused."""
     from kubernetes.client.exceptions import ApiException
 
     done = Evictions([], 0)
@@ -185,7 +211,7 @@ def evict_from(
                     done.refused += 1
                     continue
                 if error.status != NOT_FOUND:
-                    raise
+                    raise EvictionRefused(refusal(pod, _message(error), budgets)) from error
             left.remove(pod)
             done.evicted.append(pod)
             say(f"evicted {pod} from {node}")
@@ -199,6 +225,14 @@ def evict_from(
         progress=say,
     )
     return done
+
+
+def _message(error) -> str:
+    """The Status message of an API error, else its body."""
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(error.body or error.reason)
 
 
 @dataclass(frozen=True)
@@ -225,7 +259,9 @@ class Drained:
             "evicted": self.evictions.evicted,
             "evictions_refused": self.evictions.refused,
             "fewest_healthy": self.fewest_healthy,
-            "budgets": [budget.__dict__ for budget in self.budgets],
+            "budgets": [
+                {**budget.__dict__, "pods": sorted(budget.pods)} for budget in self.budgets
+            ],
             "pods_before": self.before,
             "pods_after": self.after,
         }
@@ -256,7 +292,7 @@ def drain(
         with cordoned(kube, node):
             on_node = sum(placed == node for placed in before.values())
             say(f"cordoned {node}; evicting the {on_node} of the {len(before)} pods on it")
-            evictions = evict_from(kube, node, selector, say=say)
+            evictions = evict_from(kube, node, selector, budgets=budgets, say=say)
             settle()
             ended = time.monotonic()
         fewest = count.fewest(started, ended)
@@ -279,13 +315,16 @@ def budget_verdict(drained: Drained, *, control: bool = False) -> Verdict:
             advisory=True,
             control=control,
         )
-    allowed = max(budget.desired_healthy for budget in drained.budgets)
-    names = ", ".join(budget.name for budget in drained.budgets)
+    # Each budget must hold: the one that allows the fewest disruptions decides.
+    strictest = max(drained.budgets, key=lambda budget: budget.desired_healthy)
+    others = [budget.name for budget in drained.budgets if budget is not strictest]
+    named = strictest.name + (f" (the strictest; also {', '.join(others)})" if others else "")
+    allowed = strictest.desired_healthy
     return Verdict(
         check,
         drained.fewest_healthy >= allowed,
         f"draining {drained.node}: the fewest healthy pods seen was {drained.fewest_healthy} "
-        f"of {len(drained.before)}; {names} allows no fewer than {allowed}; "
+        f"of {len(drained.before)}; {named} allows no fewer than {allowed}; "
         f"{drained.evictions.refused} evictions refused until a replacement was ready",
         ErrorRates(0.0, 1.0, "a dip below the budget that the API recorded"),
         figures,

@@ -17,17 +17,25 @@ with its siblings on the same traffic:
 
 Requests that no pod answered (refused, reset) name no pod: the zero-failure verdicts count
 them.
+
+The verdict aims at power POWER against both effects, and says when it reached less: on the
+cluster, fresh connections are drawn (`draws_to_add`) until every pod's power reaches it or a
+budget of draws and seconds runs out. The rule looks at how many answers each pod gave and at
+the siblings' latencies, never at which answers failed, so stopping by it leaves the error
+test's false-alarm rate as it was.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from kubeverify.balance import ALPHA
+from kubeverify.balance import ALPHA, POWER
 from kubeverify.verdict import ErrorRates, Verdict
 
 LATENCY_MARGIN = 1.5  # a pod this much slower than its siblings is still judged healthy
@@ -39,6 +47,11 @@ POWER_SIMULATIONS = 400
 # at most, however many answers and simulations (all 400 at the tally's cap of 5,000 answers a
 # pod, in one call, took 425 MiB, and an in-cluster Locust master past its 512Mi limit).
 POWER_LATENCIES_PER_CALL = 500_000
+# What the draws for POWER may cost, the balance test's included: 3 pods need about 1,000 fresh
+# connections, 10 about 2,000 (`answers_needed`); past the budget the verdict states the power it
+# reached, below its aim.
+BUDGET_DRAWS = 3_000
+BUDGET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,66 @@ def latency_power(
     return caught / simulations
 
 
+@functools.cache
+def answers_needed(pods: int, alpha: float = ALPHA, aim: float = POWER) -> int:
+    """The fewest answers a pod needs, its siblings answering as many, for the error test to
+    name it at ERROR_EFFECT errors with power `aim` (2 pods: 398; 3: 316; 10: 198)."""
+    enough = lambda n: error_power(n, n * pods, pods, alpha) >= aim  # noqa: E731
+    high = 16
+    while not enough(high):
+        high *= 2
+    low = high // 2
+    while low + 1 < high:  # the power climbs with the answers, with small discrete dips
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
+def pod_powers(
+    answers: Sequence[PodAnswers], alpha: float = ALPHA, simulations: int = POWER_SIMULATIONS
+) -> list[tuple[float, float]]:
+    """Each pod's (error power, latency power): the chance its tests name it were it the sick
+    one, with the answers it and its siblings gave."""
+    all_requests = sum(a.requests for a in answers)
+    return [
+        (
+            error_power(answer.requests, all_requests, len(answers), alpha),
+            latency_power(
+                answer.requests,
+                [x for other in answers if other is not answer for x in other.latencies],
+                len(answers),
+                alpha,
+                simulations=simulations,
+            ),
+        )
+        for answer in answers
+    ]
+
+
+def draws_to_add(
+    answers: Sequence[PodAnswers],
+    alpha: float = ALPHA,
+    aim: float = POWER,
+    simulations: int = POWER_SIMULATIONS,
+) -> int:
+    """The stopping rule of the draws for per-pod health: 0 when every pod's error and latency
+    power reach `aim`; else how many draws more. While error power falls short, enough for the
+    pod with the fewest answers, at the share it has had, to reach `answers_needed`; then, while
+    latency power falls short, a quarter more. It reads the counts and the latencies, never the
+    errors."""
+    pods = len(answers)
+    counts = [answer.requests for answer in answers]
+    total, least = sum(counts), min(counts, default=0)
+    needed = answers_needed(pods, alpha, aim)
+    if least == 0:
+        return max(needed * pods - total, pods)
+    if any(error_power(n, total, pods, alpha) < aim for n in counts):
+        return max(math.ceil((needed - least) * total / least), pods, total // 20)
+    if min(power for _, power in pod_powers(answers, alpha, simulations)) < aim:
+        return max(total // 4, pods)
+    return 0
+
+
 @dataclass(frozen=True)
 class Judged:
     """One pod judged beside its siblings: its p-values and the reasons it is sick (none: it
@@ -169,11 +242,19 @@ def _ms(latencies: Sequence[float]) -> float:
 
 
 def verdict(
-    answers: Sequence[PodAnswers], *, label: str = "", alpha: float = ALPHA, control: bool = False
+    answers: Sequence[PodAnswers],
+    *,
+    label: str = "",
+    alpha: float = ALPHA,
+    aim: float = POWER,
+    ran_out: str | None = None,
+    enforce_power: bool = False,
+    control: bool = False,
 ) -> Verdict:
     """Each pod as healthy as its siblings, in errors and in latency; a sick pod is named with
     its figures beside its siblings'. The power stated is the weakest pod's (the one with the
-    fewest answers)."""
+    fewest answers); a pass short of `aim` says so, with what limited the answers (`ran_out`: a
+    budget that stopped the draws, say), and fails where the target enforces the power."""
     pods = len(answers)
     all_requests = sum(a.requests for a in answers)
     judged = judge(answers, alpha)
@@ -186,19 +267,21 @@ def verdict(
             "siblings_median_ms": _ms(j.siblings),
             "p_errors": j.p_errors,
             "p_latency": j.p_latency,
-            "error_power": error_power(j.answers.requests, all_requests, pods, alpha),
-            "latency_power": latency_power(j.answers.requests, j.siblings, pods, alpha),
+            "error_power": errors,
+            "latency_power": latency,
         }
-        for j in judged
+        for j, (errors, latency) in zip(judged, pod_powers(answers, alpha), strict=True)
     ]
     error_power_min = min(r["error_power"] for r in rows)
     latency_power_min = min(r["latency_power"] for r in rows)
+    error_effect = f"one pod answering {ERROR_EFFECT:.0%} errors while its siblings answer none"
+    latency_effect = f"{LATENCY_EFFECT:g} times as slow"
     rates = ErrorRates(
         alpha,
         min(error_power_min, latency_power_min),
-        f"one pod answering {ERROR_EFFECT:.0%} errors while its siblings answer none (power "
-        f"{error_power_min:.3g}), or {LATENCY_EFFECT:g} times as slow (power "
+        f"{error_effect} (power {error_power_min:.3g}), or {latency_effect} (power "
         f"{latency_power_min:.3g})",
+        aim,
     )
     sick = [f"{j.answers.pod}: " + "; ".join(j.sick) for j in judged if j.sick]
     if sick:
@@ -210,11 +293,29 @@ def verdict(
             f"times them (alpha {alpha:g} over {pods} pods); medians "
             + ", ".join(f"{r['pod']} {r['median_ms']:g} ms" for r in rows)
         )
+        if rates.short:
+            missed = [
+                f"{effect} (power {power:.2f})"
+                for effect, power in ((error_effect, error_power_min),
+                                      (latency_effect, latency_power_min))
+                if power < aim
+            ]  # fmt: skip
+            summary = (
+                f"not enough answers to catch {' or '.join(missed)}, short of the {aim:g} "
+                f"aimed at{f' ({ran_out})' if ran_out else ''}: " + summary
+            )
     return Verdict(
         f"each pod as healthy as its siblings{': ' + label if label else ''}",
-        not sick,
+        not sick and not (rates.short and enforce_power),
         summary,
         rates,
-        {"pods": rows, "alpha": alpha, "latency_margin": LATENCY_MARGIN},
+        {
+            "pods": rows,
+            "alpha": alpha,
+            "latency_margin": LATENCY_MARGIN,
+            "power_aimed_at": aim,
+            "limited_by": ran_out,
+            "power_enforced": enforce_power,
+        },
         control=control,
     )

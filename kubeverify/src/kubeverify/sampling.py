@@ -4,14 +4,17 @@ kube-proxy picks a pod when a connection opens, so a draw is a connection: a req
 connection, or a keep-alive connection carrying a few requests (all to its one pod). Where the
 target names a connection header, the transport is proven from the answers, not assumed. The
 balance verdict sends draws until its test decides: in groups for the group-sequential test,
-all at once for the fixed-size one; both with the same error rates.
+all at once for the fixed-size one; both with the same error rates. A failed request ends the
+draws and fails the verdict before any statistics. Per-pod health, judged on the same draws,
+draws more until it reaches its own power (`health_sample`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from kubeverify import balance, sequential, splits
+from kubeverify import balance, health, sequential, splits
 from kubeverify.traffic import (
     Endpoint,
     Outcome,
@@ -82,6 +85,9 @@ def balance_sample(
     outcomes, decided = _sample(
         endpoint, design, lambda o: o.pod, list(pods), how, draws, say, BALANCE_SAID
     )
+    if any(not o.ok for o in outcomes):
+        check = label or f"balance over {len(pods)} pods ({TRANSPORTS[draws].value})"
+        return _failed(check, outcomes, control), outcomes
     return balance.judge_balance(
         balance.count_by(o.pod for o in outcomes),
         pods,
@@ -119,8 +125,6 @@ def split_verdict(
 
     if len(kept) == 1:  # nothing to fit: the groups at 0 alone are judged
         outcomes = fresh_connection_draws(endpoint, splits.ZERO_GROUPS_DRAWS)
-        failed = [o for o in outcomes if not o.ok]
-        assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
         decided, fixed = None, splits.ZERO_GROUPS_DRAWS
         rates = ErrorRates(0.0, 0.95, f"a share of {3 / fixed:.0%} or more in a group at 0")
     else:
@@ -130,6 +134,8 @@ def split_verdict(
                                     fresh_connection_draws, say, splits.SAID)  # fmt: skip
         fixed = design.fixed
         rates = splits.claimed_rates(declared, deviation)
+    if any(not o.ok for o in outcomes):
+        return _failed(label, outcomes, control)
     counted = balance.count_by(group_of(o) for o in outcomes)
     return splits.judge_split(
         {group: counted.get(group, 0) for group in declared},
@@ -158,10 +164,7 @@ def _sample(
     category, ends the sampling (the verdict fails on it); returns the draws and the
     sequential decision."""
     if how == "fixed":
-        outcomes = draws(endpoint, design.fixed)
-        failed = [o for o in outcomes if not o.ok]
-        assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
-        return outcomes, None
+        return draws(endpoint, design.fixed), None
     outcomes: list[Outcome] = []
     decided = None
     for look, size in enumerate(design.sizes):
@@ -177,9 +180,62 @@ def _sample(
         f"{len(design.sizes)}; the fixed-size test sends {design.fixed}, with the same alpha "
         "and power)"
     )
-    failed = [o for o in outcomes if not o.ok]
-    assert not failed, f"{len(failed)} requests failed, e.g. {failed[:3]}"
     return outcomes, decided
+
+
+def _failed(check: str, outcomes: Sequence[Outcome], control: bool) -> Verdict:
+    """The verdict of draws some of which failed: failed, before any statistics (a split judged
+    on the answers that came would hide the pod that did not answer)."""
+    failed = [o for o in outcomes if not o.ok]
+    by_pod = balance.count_by(o.pod for o in failed)
+    return Verdict(
+        check,
+        False,
+        f"{len(failed)} of {len(outcomes)} requests failed (by pod: {by_pod}), e.g. "
+        + "; ".join(f"{o.error}" for o in failed[:3]),
+        figures={"sent": len(outcomes), "failed": len(failed), "failed_by_pod": by_pod},
+        control=control,
+    )
+
+
+def health_sample(
+    endpoint: Endpoint,
+    pods: Sequence[str],
+    outcomes: Sequence[Outcome],
+    draws: Draws = fresh_connection_draws,
+    *,
+    budget_draws: int = health.BUDGET_DRAWS,
+    budget_seconds: float = health.BUDGET_SECONDS,
+    alpha: float = balance.ALPHA,
+    say: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+    simulations: int = health.POWER_SIMULATIONS,
+) -> tuple[list[Outcome], str | None]:
+    """The draws given (the balance test's), and more until per-pod health reaches its power
+    (`health.draws_to_add`) or its budget runs out: `budget_draws` in all, `budget_seconds` of
+    drawing. Returns every draw, and what ran out (None: the power was reached)."""
+    started = clock()
+    outcomes = list(outcomes)
+    given = len(outcomes)
+    ran_out = None
+    answers = health.by_pod(outcomes, pods)
+    while more := health.draws_to_add(answers, alpha, simulations=simulations):
+        room = budget_draws - len(outcomes)
+        if room <= 0:
+            ran_out = f"its budget of {budget_draws} draws ran out"
+            break
+        if clock() - started >= budget_seconds:
+            ran_out = f"its budget of {budget_seconds:g} s ran out"
+            break
+        outcomes += draws(endpoint, min(more, room))
+        answers = health.by_pod(outcomes, pods)
+    if len(outcomes) > given or ran_out:
+        say(
+            f"per-pod health: {len(outcomes) - given} draws more than the balance test's "
+            f"{given}, in {clock() - started:.1f} s"
+            + (f"; {ran_out} short of its power" if ran_out else "")
+        )
+    return outcomes, ran_out
 
 
 def assert_a_connection_each(endpoint: Endpoint, outcomes: Sequence[Outcome]) -> None:

@@ -138,6 +138,9 @@ class Target:
     # A pod that ignores SIGTERM (killed when its grace period runs out) fails the run, rather
     # than being reported as a finding.
     enforce_sigterm_exit: bool = False
+    # A verdict short of the power it aims at (per-pod health, when its budget of draws ran
+    # out) fails the run, rather than pass at low power.
+    enforce_power: bool = False
 
     @property
     def base_url(self) -> str:
@@ -166,6 +169,7 @@ _TOP = {
     "cluster",
     "container",
     "shutdown",
+    "verdicts",
 }
 
 
@@ -232,9 +236,8 @@ def parse(document: dict[str, Any], source: Path) -> Target:
         )
     shutdown = fields.table(document, "shutdown", required=False)
     fields.unknown(shutdown, {"enforce_sigterm_exit"}, "shutdown.")
-    enforce = shutdown.get("enforce_sigterm_exit", False)
-    if not isinstance(enforce, bool):
-        fields.fail("shutdown.enforce_sigterm_exit", f"must be true or false, not {enforce!r}")
+    verdicts = fields.table(document, "verdicts", required=False)
+    fields.unknown(verdicts, {"enforce_power"}, "verdicts.")
     return Target(
         source=source,
         name=fields.text(document, "deployment"),
@@ -264,7 +267,8 @@ def parse(document: dict[str, Any], source: Path) -> Target:
         kube_proxy_mode=kube_proxy_mode,
         container=fields.text(document, "container", required=False),
         splits=tuple(fields.split(entry, i, here) for i, entry in enumerate(fields.splits())),
-        enforce_sigterm_exit=enforce,
+        enforce_sigterm_exit=fields.boolean(shutdown, "enforce_sigterm_exit", "shutdown."),
+        enforce_power=fields.boolean(verdicts, "enforce_power", "verdicts."),
     )
 
 
@@ -308,6 +312,12 @@ class _Fields:
             return default
         if not isinstance(value, str) or not value.strip():
             self.fail(prefix + key, f"must be a non-empty string, not {value!r}")
+        return value
+
+    def boolean(self, table: dict[str, Any], key: str, prefix: str = "") -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(f"{prefix}{key}", f"must be true or false, not {value!r}")
         return value
 
     def integer(

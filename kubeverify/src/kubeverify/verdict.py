@@ -18,22 +18,35 @@ from typing import Any
 class ErrorRates:
     """What a verdict claims of itself. `false_alarm`: the chance it fails a sound service;
     `power`: the chance it fails a service with `effect`. Either may be None where the check
-    states no such figure (a plain threshold on what was measured states neither)."""
+    states no such figure (a plain threshold on what was measured states neither). `aim`: the
+    power the check draws for, where what it reached may fall short (a budget ran out)."""
 
     false_alarm: float | None
     power: float | None
     effect: str = ""
+    aim: float | None = None
+
+    @property
+    def short(self) -> bool:
+        """The power reached falls short of the power aimed at."""
+        return self.aim is not None and self.power is not None and self.power < self.aim
 
     def text(self) -> str:
         parts = []
         if self.false_alarm is not None:
             parts.append(f"false alarms {_rate(self.false_alarm)}")
         if self.power is not None:
-            parts.append(f"power {_rate(self.power)} against {self.effect}")
+            below = f", below the {_rate(self.aim)} aimed at," if self.short else ""
+            parts.append(f"power {_rate(self.power)}{below} against {self.effect}")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"false_alarm": self.false_alarm, "power": self.power, "effect": self.effect}
+        return {
+            "false_alarm": self.false_alarm,
+            "power": self.power,
+            "effect": self.effect,
+            "aim": self.aim,
+        }
 
 
 def _rate(value: float) -> str:
@@ -87,10 +100,17 @@ class Verdict:
     advisory: bool = False
 
     @property
+    def underpowered(self) -> bool:
+        """It reached less power than it aimed at: a pass says less than a pass at full power."""
+        return bool(self.rates and self.rates.short)
+
+    @property
     def outcome(self) -> str:
         if self.advisory and not self.passed and not self.control:
             return "FINDING, reported and not failed on: the target does not enforce it"
         if not self.control:
+            if self.passed and self.underpowered:
+                return "PASSED AT LOW POWER, short of the power it aims at"
             return "PASSED" if self.passed else "FAILED"
         if self.passed:
             return "PASSED, but it is a negative control, which must fail: the check is blind"
@@ -116,6 +136,7 @@ class Verdict:
             "passed": self.passed,
             "control": self.control,
             "advisory": self.advisory,
+            "underpowered": self.underpowered,
             "summary": self.summary,
             "details": list(self.details),
             "rates": self.rates.to_json() if self.rates else None,

@@ -124,6 +124,12 @@ def _add_options(parser) -> None:
         default=500.0,
         help="largest allowed 95th percentile response time in ms (default 500; 0: off)",
     )
+    group.add_argument(
+        "--enforce-power",
+        action="store_true",
+        help="per-pod health short of its power (0.99 against one pod at 5%% errors, or twice "
+        "as slow: a run too short for it) fails the run, rather than passing at low power",
+    )
 
 
 def thresholds_from(options) -> Thresholds:
@@ -137,6 +143,7 @@ def thresholds_from(options) -> Thresholds:
         max_p95_ms=options.max_p95_ms,
         pods_replaced=options.pods_replaced,
         declared_split=declared_split(options.declared_split, options.split_header),
+        enforce_power=options.enforce_power,
     )
 
 

@@ -49,6 +49,9 @@ class Thresholds:
     pods_replaced: bool = False
     # A declared split over the groups a header names: group -> weight (relative).
     declared_split: Mapping[str, float] | None = None
+    # Per-pod health short of its power (a run too short for it) fails, rather than passes at
+    # low power.
+    enforce_power: bool = False
 
     def __post_init__(self) -> None:
         if self.expected_pods < 1 and not self.pod_names:
@@ -279,7 +282,13 @@ def _health(figures: RunFigures, thresholds: Thresholds) -> Verdict:
         )
         for pod in pods
     ]
-    return health.verdict(answers, alpha=thresholds.alpha or ALPHA, label="per pod")
+    return health.verdict(
+        answers,
+        alpha=thresholds.alpha or ALPHA,
+        label="per pod",
+        ran_out="a longer run gives more answers",
+        enforce_power=thresholds.enforce_power,
+    )
 
 
 def _replaced(figures: RunFigures, thresholds: Thresholds) -> Verdict:

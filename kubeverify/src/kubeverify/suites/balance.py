@@ -9,6 +9,7 @@ from kubeverify.sampling import (
     assert_one_connection,
     balance_sample,
     fresh_connection_draws,
+    health_sample,
     keep_alive_draws,
 )
 from kubeverify.traffic import fresh_connection_requests, keep_alive_requests
@@ -35,7 +36,7 @@ class Balance:
         ids=["fresh-connections", "keep-alive-connections"],
     )
     def test_every_ready_pod_receives_a_uniform_share_of_the_connections(
-        self, settled_pods, endpoint, record, run, pytestconfig, label, draws
+        self, settled_pods, endpoint, record, run, pytestconfig, target, label, draws
     ):
         how = pytestconfig.getoption("balance_test")
         verdict, outcomes = balance_sample(
@@ -43,9 +44,14 @@ class Balance:
         )
         verdicts = [record(verdict)]
         if draws is fresh_connection_draws:
-            # The same draws, pod by pod: one replica sick beside well siblings (errors, or
-            # latency past 1.5 times theirs) is averaged away in the balance and the p95.
-            verdicts.append(record(health.verdict(health.by_pod(outcomes, settled_pods))))
+            # The same draws, pod by pod, and more until per-pod health reaches its own power:
+            # one replica sick beside well siblings (errors, or latency past 1.5 times theirs)
+            # is averaged away in the balance and the p95.
+            outcomes, ran_out = health_sample(endpoint, settled_pods, outcomes, say=run.timer.note)
+            answers = health.by_pod(outcomes, settled_pods)
+            verdicts.append(
+                record(health.verdict(answers, ran_out=ran_out, enforce_power=target.enforce_power))
+            )
         failed = [v.explain() for v in verdicts if not v.passed]
         assert not failed, "\n".join(failed)
 

@@ -61,14 +61,17 @@ class Resilience:
         node, why_not = drain.fullest_node(kube, target.selector)
         if node is None:
             pytest.skip(why_not)
-        drained, lost, budget = drain.under_traffic(
-            kube,
-            endpoint,
-            target.selector,
-            node,
-            lambda: deployment.wait_settled(target.replicas, timeout=ROLLOUT_DEADLINE),
-            say=run.timer.note,
-        )
+        try:
+            drained, lost, budget = drain.under_traffic(
+                kube,
+                endpoint,
+                target.selector,
+                node,
+                lambda: deployment.wait_settled(target.replicas, timeout=ROLLOUT_DEADLINE),
+                say=run.timer.note,
+            )
+        except drain.EvictionRefused as refused:
+            pytest.fail(str(refused), pytrace=False)
         record(lost)
         record(budget)
         assert lost.passed, lost.explain()
