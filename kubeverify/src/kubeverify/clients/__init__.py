@@ -21,7 +21,7 @@ import yaml
 
 from kubeverify.kube import KubeTarget
 from kubeverify.target import Image, Probe, Target
-from kubeverify.waiting import Observation, wait_until
+from kubeverify.waiting import DeadlineExceeded, Observation, wait_until
 
 DIRECTORY = Path(__file__).resolve().parent
 IMAGE = Image(f"kubeverify-client:{version('kubeverify')}", DIRECTORY, DIRECTORY / "Dockerfile")
@@ -181,12 +181,30 @@ class Clients:
                         seen = sorted({a.pod if a.ok else "a failure" for a in recent})
                         short[name] = f"last answers from {seen}"
                 elif sum(a.ok for a in recent) < count:
-                    short[name] = f"{sum(a.ok for a in recent)} answers"
+                    failed = [a.error for a in recent if not a.ok]
+                    short[name] = f"{sum(a.ok for a in recent)} answers" + (
+                        f", {len(failed)} failed (the last: {failed[-1]})" if failed else ""
+                    )
+            self._short = sorted(short)
             return Observation(not short, f"fewer than {count} answers as wanted: {short}")
 
-        wait_until(
-            answered, what=f"{len(self.names)} {self.group} clients answered", timeout=timeout
-        )
+        self._short: list[str] = []
+        try:
+            wait_until(
+                answered, what=f"{len(self.names)} {self.group} clients answered", timeout=timeout
+            )
+        except DeadlineExceeded as error:
+            raise DeadlineExceeded(f"{error}; {self.whereabouts(self._short)}") from error
+
+    def whereabouts(self, names: list[str]) -> str:
+        """Where each of these clients runs, for a failure's message: node, address, phase."""
+        said = []
+        for name in names:
+            pod = self.kube.core.read_namespaced_pod(name, self.kube.namespace)
+            said.append(
+                f"{name} on {pod.spec.node_name} at {pod.status.pod_ip} ({pod.status.phase})"
+            )
+        return ", ".join(said)
 
 
 def client_ip_affinity(timeout: int) -> dict:
