@@ -33,7 +33,7 @@ COMMANDS = [
 VERSION_PACKAGES = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]
 PAUSE_SOURCE = "build/pause/linux/pause.c"
 BUILD_DATE = "2026-12-07T00:00:00Z"  # fixed: the same inputs give the same binaries
-COLD = "7 to 10 min"
+COLD = "7 to 15 min"
 
 
 def staging_version(version: str) -> str:
