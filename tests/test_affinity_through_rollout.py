@@ -129,11 +129,23 @@ def test_a_client_is_judged_from_the_streak_that_warmed_it_up():
         + [f'{{"t": {2 + n / 10}, "pod": "web-a", "status": 200}}' for n in range(4)],
         "c-1": [f'{{"t": {2 + n / 10}, "pod": "web-b", "status": 200}}' for n in range(4)],
     }
-    core = SimpleNamespace(read_namespaced_pod_log=lambda name, ns: "\n".join(logs[name]))
+    placed = SimpleNamespace(
+        spec=SimpleNamespace(node_name="w1"),
+        status=SimpleNamespace(pod_ip="10.244.1.5", phase="Running"),
+    )
+    core = SimpleNamespace(
+        read_namespaced_pod_log=lambda name, ns: "\n".join(logs[name]),
+        read_namespaced_pod=lambda name, ns: placed,
+    )
     kube = SimpleNamespace(core=core, namespace="default")
     group = Clients(kube, "c", "http://10.0.0.1:80", Probe(), "X-Pod", 2)
-    with pytest.raises(DeadlineExceeded, match="last answers from"):
+    with pytest.raises(DeadlineExceeded, match="last answers from") as short:
         group.warm_up({"web-a", "web-b"}, count=6, timeout=0)  # not yet: failures among them
+    # What a person needs to look further: which clients, where they run.
+    assert "c-0 on w1 at 10.244.1.5 (Running), c-1 on w1" in str(short.value)
+    last = r"'c-0': '4 answers, 2 failed \(the last: status 404, expected 200\)'"
+    with pytest.raises(DeadlineExceeded, match=last):
+        group.wait_answered(0.0, count=7, timeout=0)
     group.warm_up({"web-a", "web-b"}, count=3, timeout=0)
     answers = group.answers()
     assert [a.t for a in answers["c-0"]] == [2.1, 2.2, 2.3]

@@ -147,6 +147,7 @@ def test_the_report_writes_the_summary_and_a_chart_of_every_verdict(tmp_path):
         "false_alarm": 0.0,
         "power": 0.95,
         "effect": "a failure rate of 0.75% or more",
+        "aim": None,
     }
     assert by_check["a check written next year"]["rates"]["power"] == 0.9
     assert summary["verdicts"][0]["in"] == "e2e/test_balance.py::test_x"
