@@ -61,7 +61,8 @@ def test_a_partial_skew_fails_through_the_chi_square(
                 control=True,
             )
         )
-    # Every identity answered: only the chi-square can have failed it.
+    # Every request answered and every identity among them: only the chi-square can fail it.
+    assert "failed" not in verdict.figures, verdict.explain()
     assert (verdict.figures["missing"], verdict.figures["unexpected"]) == ([], [])
     assert not verdict.passed, verdict.explain()
 

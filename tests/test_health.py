@@ -283,3 +283,26 @@ def test_at_its_power_the_verdict_passes_plainly():
     assert verdict.outcome == "PASSED"
     assert verdict.rates.power >= 0.99
     assert not verdict.summary.startswith("not enough")
+
+
+def test_a_pod_that_never_answered_stops_the_draws_at_once():
+    pods, draws = simulated_draws(np.random.default_rng(36), [0, 0])
+    outcomes, ran_out = health_sample(
+        None, [*pods, "web-gone"], draws(None, 300), draws, say=lambda _: None, simulations=20
+    )
+    assert ran_out == "web-gone answered none of 300 draws"
+    assert len(outcomes) == 300
+
+
+def test_failed_draws_fail_balance_before_any_statistics_and_no_control_by_them():
+    from kubeverify.sampling import balance_sample
+
+    pods, draws = simulated_draws(np.random.default_rng(37), [0.2, 0, 0])
+    for control in (False, True):
+        verdict, outcomes = balance_sample(
+            None, pods, "fixed", draws, label="balance", say=lambda _: None, control=control
+        )
+        assert not verdict.passed
+        assert not verdict.as_it_must, verdict.explain()  # a control that failed requests too
+        assert verdict.summary.startswith(f"{verdict.figures['failed']} of {len(outcomes)} ")
+        assert "(by pod: {'web-0': " in verdict.summary

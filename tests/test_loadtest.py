@@ -635,6 +635,11 @@ def test_locusts_per_pod_health_states_the_power_its_answers_reached():
     assert "power 0." in short.line()
     assert "below the 0.99 aimed at" in short.line()
     assert not run(100, enforce_power=True).passed
+    answers = {pod: [(0.004, False)] * 100 for pod in PODS}
+    printed = evaluate(figures(even(100), answers=answers), Thresholds()).text()
+    assert "  [ok, at low power] each pod as healthy as its siblings: per pod: not enough" in (
+        printed
+    )
     full = run(400)
     assert full.passed, full.line()
     assert not full.underpowered, full.line()

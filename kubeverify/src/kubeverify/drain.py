@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kubeverify.kube import KubectlError, KubeTarget, PodWatch
 from kubeverify.traffic import BackgroundTraffic, Endpoint
@@ -33,12 +33,14 @@ MANY_BUDGETS = "more than one PodDisruptionBudget"
 @dataclass(frozen=True)
 class Budget:
     """A PodDisruptionBudget over the pods: `desired_healthy` is the fewest healthy pods it
-    allows, as its controller resolved it (percentages rounded, against `expected` pods)."""
+    allows, as its controller resolved it (percentages rounded, against `expected` pods), of
+    those its `selector` selects."""
 
     name: str
     desired_healthy: int
     expected: int
     pods: frozenset[str] = frozenset()  # of the target's, those it selects
+    selector: dict | None = None  # None: every pod of the target's
 
     @classmethod
     def of(cls, budget: dict, pods: frozenset[str] = frozenset()) -> Budget:
@@ -48,11 +50,31 @@ class Budget:
             int(status.get("desiredHealthy") or 0),
             int(status.get("expectedPods") or 0),
             pods,
+            (budget.get("spec") or {}).get("selector"),
         )
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        """Whether a pod with these labels is one this budget counts (its label selector)."""
+        if self.selector is None:
+            return True
+        if any(labels.get(k) != v for k, v in (self.selector.get("matchLabels") or {}).items()):
+            return False
+        for term in self.selector.get("matchExpressions") or []:
+            key, operator, values = term["key"], term["operator"], term.get("values") or []
+            held = {
+                "In": key in labels and labels[key] in values,
+                "NotIn": labels.get(key) not in values,
+                "Exists": key in labels,
+                "DoesNotExist": key not in labels,
+            }[operator]
+            if not held:
+                return False
+        return True
 
 
 class EvictionRefused(RuntimeError):
-    """The eviction API refuses a pod for good (not a budget's 429, which passes)."""
+    """The eviction API refuses a pod for good: more than one budget selects it (not a
+    budget's 429, which passes)."""
 
 
 def selector_text(selector: dict) -> str:
@@ -83,13 +105,16 @@ def budgets_over(kube: KubeTarget, pods: set[str]) -> list[Budget]:
 
 
 def refusal(pod: str, message: str, budgets: Sequence[Budget]) -> str:
-    """Why the eviction API refused `pod` for good, plainly: for more than one budget over it,
-    which ones, and what to change."""
-    if MANY_BUDGETS not in message:
-        return f"the eviction API refused to evict {pod}: {message}"
-    names = ", ".join(budget.name for budget in budgets if pod in budget.pods) or "several"
+    """Why the eviction API refuses `pod` for good (more than one budget over it), plainly:
+    which budgets, and what to change."""
+    names = [budget.name for budget in budgets if pod in budget.pods]
+    which = (
+        f"PodDisruptionBudgets {', '.join(names)} all select it"
+        if len(names) > 1
+        else ("more than one PodDisruptionBudget selects it")
+    )
     return (
-        f"the eviction API refuses to evict {pod}: PodDisruptionBudgets {names} all select it, "
+        f"the eviction API refuses to evict {pod}: {which}, "
         "and Kubernetes evicts no pod that more than one budget selects (its answer: "
         f"{message!r}); `kubectl drain` stops here too, so no node holding it can be drained. "
         "Give each pod one budget."
@@ -104,7 +129,7 @@ def healthy(pod: dict) -> bool:
 
 
 class HealthyCount(PodWatch):
-    """The number of healthy pods a selector selects, after every change the API showed."""
+    """The healthy pods a selector selects, after every change the API showed."""
 
     def __init__(
         self, kube: KubeTarget, selector: str, clock: Callable[[], float] = time.monotonic
@@ -113,18 +138,21 @@ class HealthyCount(PodWatch):
         self.clock = clock
         self._lock = threading.Lock()
         self._healthy: dict[str, bool] = {}
-        self.history: list[tuple[float, int]] = []  # (monotonic seconds, healthy pods) per change
+        self._labels: dict[str, dict[str, str]] = {}  # of every pod seen, gone ones too
+        # (monotonic seconds, the healthy pods) after each change
+        self.history: list[tuple[float, frozenset[str]]] = []
 
     def _seen(self, kind: str, pod: dict) -> None:
         with self._lock:
             name = pod["metadata"]["name"]
+            self._labels[name] = pod["metadata"].get("labels") or {}
             if kind == "DELETED":
                 self._healthy.pop(name, None)
             else:
                 self._healthy[name] = healthy(pod)
-            count = sum(self._healthy.values())
-            if not self.history or self.history[-1][1] != count:
-                self.history.append((self.clock(), count))
+            now = frozenset(pod for pod, well in self._healthy.items() if well)
+            if not self.history or self.history[-1][1] != now:
+                self.history.append((self.clock(), now))
 
     def _relisted(self, pods: list[dict]) -> None:
         """After a gap in the watch, the state is the new list's, not what changed in between."""
@@ -133,14 +161,21 @@ class HealthyCount(PodWatch):
         for pod in pods:
             self._seen("ADDED", pod)
 
-    def fewest(self, start: float, end: float) -> int:
-        """The fewest healthy pods from `start` to `end`: the count at `start` and every count
-        the changes between them made."""
+    def fewest(self, start: float, end: float, budget: Budget | None = None) -> int:
+        """The fewest healthy pods from `start` to `end` (of those `budget` selects, if given):
+        the state at `start` and every state the changes between them made."""
         self._raise_if_stopped()
         with self._lock:
-            before = [count for at, count in self.history if at <= start][-1:]
-            during = [count for at, count in self.history if start < at <= end]
-        return min(before + during, default=0)
+            before = [pods for at, pods in self.history if at <= start][-1:]
+            during = [pods for at, pods in self.history if start < at <= end]
+            labels = dict(self._labels)
+        if budget is not None:
+            return min(
+                (sum(budget.selects(labels.get(pod, {})) for pod in pods)
+                 for pods in before + during),
+                default=0,
+            )  # fmt: skip
+        return min((len(pods) for pods in before + during), default=0)
 
 
 def schedulable_workers(kube: KubeTarget) -> list[str]:
@@ -196,7 +231,8 @@ def evict_from(
 ) -> Evictions:
     """Evict every pod of `selector` on `node`, asking again every EVICTION_RETRY seconds for
     those a budget refuses, until none is left there (or the deadline says which were not).
-    A refusal for good (more than one of `budgets` over a pod) raises EvictionRefused."""
+    A refusal for good (more than one of `budgets` over a pod) raises EvictionRefused; other
+    API errors are raised as they are."""
     from kubernetes.client.exceptions import ApiException
 
     done = Evictions([], 0)
@@ -210,8 +246,10 @@ def evict_from(
                 if error.status == TOO_MANY_REQUESTS:
                     done.refused += 1
                     continue
-                if error.status != NOT_FOUND:
+                if MANY_BUDGETS in _message(error):
                     raise EvictionRefused(refusal(pod, _message(error), budgets)) from error
+                if error.status != NOT_FOUND:
+                    raise
             left.remove(pod)
             done.evicted.append(pod)
             say(f"evicted {pod} from {node}")
@@ -248,6 +286,11 @@ class Drained:
     fewest_healthy: int
     started: float
     ended: float
+    # Per budget, the fewest healthy pods of those it selects; absent: fewest_healthy.
+    fewest_by_budget: dict[str, int] = field(default_factory=dict)
+
+    def fewest_of(self, budget: Budget) -> int:
+        return self.fewest_by_budget.get(budget.name, self.fewest_healthy)
 
     @property
     def left_on_node(self) -> list[str]:
@@ -260,7 +303,8 @@ class Drained:
             "evictions_refused": self.evictions.refused,
             "fewest_healthy": self.fewest_healthy,
             "budgets": [
-                {**budget.__dict__, "pods": sorted(budget.pods)} for budget in self.budgets
+                {**budget.__dict__, "pods": sorted(budget.pods), "fewest": self.fewest_of(budget)}
+                for budget in self.budgets
             ],
             "pods_before": self.before,
             "pods_after": self.after,
@@ -296,8 +340,9 @@ def drain(
             settle()
             ended = time.monotonic()
         fewest = count.fewest(started, ended)
+        by_budget = {budget.name: count.fewest(started, ended, budget) for budget in budgets}
     after = {pod.name: pod.node for pod in kube.pods(selector) if not pod.terminating}
-    return Drained(node, before, after, evictions, budgets, fewest, started, ended)
+    return Drained(node, before, after, evictions, budgets, fewest, started, ended, by_budget)
 
 
 def budget_verdict(drained: Drained, *, control: bool = False) -> Verdict:
@@ -315,16 +360,27 @@ def budget_verdict(drained: Drained, *, control: bool = False) -> Verdict:
             advisory=True,
             control=control,
         )
-    # Each budget must hold: the one that allows the fewest disruptions decides.
-    strictest = max(drained.budgets, key=lambda budget: budget.desired_healthy)
-    others = [budget.name for budget in drained.budgets if budget is not strictest]
-    named = strictest.name + (f" (the strictest; also {', '.join(others)})" if others else "")
-    allowed = strictest.desired_healthy
+    # Each budget must hold, over the pods it selects: where budgets select the same pods, the
+    # strictest decides; where they select different ones, each its own.
+    dipped = [b for b in drained.budgets if drained.fewest_of(b) < b.desired_healthy]
+    if len(drained.budgets) == 1:
+        (only,) = drained.budgets
+        held = f"{only.name} allows no fewer than {only.desired_healthy}"
+    else:
+        ordered = sorted(
+            drained.budgets,
+            key=lambda b: (b not in dipped, -b.desired_healthy + drained.fewest_of(b), b.name),
+        )
+        held = "of the pods each budget selects, the fewest healthy: " + ", ".join(
+            f"{b.name} {drained.fewest_of(b)}, "
+            f"{'BELOW the' if b in dipped else 'within its'} {b.desired_healthy} allowed"
+            for b in ordered
+        )
     return Verdict(
         check,
-        drained.fewest_healthy >= allowed,
+        not dipped,
         f"draining {drained.node}: the fewest healthy pods seen was {drained.fewest_healthy} "
-        f"of {len(drained.before)}; {named} allows no fewer than {allowed}; "
+        f"of {len(drained.before)}; {held}; "
         f"{drained.evictions.refused} evictions refused until a replacement was ready",
         ErrorRates(0.0, 1.0, "a dip below the budget that the API recorded"),
         figures,

@@ -21,8 +21,9 @@ them.
 The verdict aims at power POWER against both effects, and says when it reached less: on the
 cluster, fresh connections are drawn (`draws_to_add`) until every pod's power reaches it or a
 budget of draws and seconds runs out. The rule looks at how many answers each pod gave and at
-the siblings' latencies, never at which answers failed, so stopping by it leaves the error
-test's false-alarm rate as it was.
+their latencies, not at whether they failed, so stopping by it leaves the error test's
+false-alarm rate as it was (where failed answers come as fast as good ones: a 503 much faster
+than an answer could tilt the latency power a little, and with it the stop).
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def draws_to_add(
     """The stopping rule of the draws for per-pod health: 0 when every pod's error and latency
     power reach `aim`; else how many draws more. While error power falls short, enough for the
     pod with the fewest answers, at the share it has had, to reach `answers_needed`; then, while
-    latency power falls short, a quarter more. It reads the counts and the latencies, never the
+    latency power falls short, a quarter more. It reads the counts and the latencies, not the
     errors."""
     pods = len(answers)
     counts = [answer.requests for answer in answers]
@@ -275,7 +276,7 @@ def verdict(
     error_power_min = min(r["error_power"] for r in rows)
     latency_power_min = min(r["latency_power"] for r in rows)
     error_effect = f"one pod answering {ERROR_EFFECT:.0%} errors while its siblings answer none"
-    latency_effect = f"{LATENCY_EFFECT:g} times as slow"
+    latency_effect = f"one pod {LATENCY_EFFECT:g} times as slow"
     rates = ErrorRates(
         alpha,
         min(error_power_min, latency_power_min),
@@ -295,7 +296,7 @@ def verdict(
         )
         if rates.short:
             missed = [
-                f"{effect} (power {power:.2f})"
+                f"{effect} (power {math.floor(power * 1000) / 1000:g})"
                 for effect, power in ((error_effect, error_power_min),
                                       (latency_effect, latency_power_min))
                 if power < aim

@@ -25,6 +25,7 @@ from kubeverify.traffic import (
 from kubeverify.verdict import ErrorRates, Verdict
 
 KEEP_ALIVE_REQUESTS_EACH = 3  # on each connection of the keep-alive balance check
+HEALTH_BATCH = 400  # draws at most between two looks at per-pod health's budget of seconds
 
 Draws = Callable[[Endpoint, int], list[Outcome]]
 
@@ -185,16 +186,17 @@ def _sample(
 
 def _failed(check: str, outcomes: Sequence[Outcome], control: bool) -> Verdict:
     """The verdict of draws some of which failed: failed, before any statistics (a split judged
-    on the answers that came would hide the pod that did not answer)."""
+    on the answers that came would hide the pod that did not answer). Never a negative
+    control's failure as it must: failed requests are not what a control shows."""
     failed = [o for o in outcomes if not o.ok]
     by_pod = balance.count_by(o.pod for o in failed)
     return Verdict(
         check,
         False,
         f"{len(failed)} of {len(outcomes)} requests failed (by pod: {by_pod}), e.g. "
-        + "; ".join(f"{o.error}" for o in failed[:3]),
+        + "; ".join(f"{o.error}" for o in failed[:3])
+        + ("; a negative control whose requests fail shows nothing" if control else ""),
         figures={"sent": len(outcomes), "failed": len(failed), "failed_by_pod": by_pod},
-        control=control,
     )
 
 
@@ -220,6 +222,10 @@ def health_sample(
     ran_out = None
     answers = health.by_pod(outcomes, pods)
     while more := health.draws_to_add(answers, alpha, simulations=simulations):
+        silent = [a.pod for a in answers if not a.requests]
+        if outcomes and silent:  # the balance verdict fails on it; more draws judge nothing
+            ran_out = f"{', '.join(silent)} answered none of {len(outcomes)} draws"
+            break
         room = budget_draws - len(outcomes)
         if room <= 0:
             ran_out = f"its budget of {budget_draws} draws ran out"
@@ -227,7 +233,7 @@ def health_sample(
         if clock() - started >= budget_seconds:
             ran_out = f"its budget of {budget_seconds:g} s ran out"
             break
-        outcomes += draws(endpoint, min(more, room))
+        outcomes += draws(endpoint, min(more, room, HEALTH_BATCH))
         answers = health.by_pod(outcomes, pods)
     if len(outcomes) > given or ran_out:
         say(

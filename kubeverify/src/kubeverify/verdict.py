@@ -36,8 +36,12 @@ class ErrorRates:
         if self.false_alarm is not None:
             parts.append(f"false alarms {_rate(self.false_alarm)}")
         if self.power is not None:
-            below = f", below the {_rate(self.aim)} aimed at," if self.short else ""
-            parts.append(f"power {_rate(self.power)}{below} against {self.effect}")
+            if self.short:  # rounded down: 0.9899 must not read as the 0.99 it falls short of
+                reached = math.floor(self.power * 1000) / 1000
+                power = f"{reached:g}, below the {_rate(self.aim)} aimed at,"
+            else:
+                power = _rate(self.power)
+            parts.append(f"power {power} against {self.effect}")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

@@ -194,13 +194,20 @@ class Clients:
                 answered, what=f"{len(self.names)} {self.group} clients answered", timeout=timeout
             )
         except DeadlineExceeded as error:
-            raise DeadlineExceeded(f"{error}; {self.whereabouts(self._short)}") from error
+            where = self.whereabouts(self._short or self.names)
+            raise DeadlineExceeded(f"{error}; {where}") from error
 
     def whereabouts(self, names: list[str]) -> str:
         """Where each of these clients runs, for a failure's message: node, address, phase."""
+        from kubernetes.client.exceptions import ApiException
+
         said = []
         for name in names:
-            pod = self.kube.core.read_namespaced_pod(name, self.kube.namespace)
+            try:
+                pod = self.kube.core.read_namespaced_pod(name, self.kube.namespace)
+            except ApiException as error:  # the message it adds to must not be lost to it
+                said.append(f"{name} not read ({error.reason})")
+                continue
             said.append(
                 f"{name} on {pod.spec.node_name} at {pod.status.pod_ip} ({pod.status.phase})"
             )

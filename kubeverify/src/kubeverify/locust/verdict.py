@@ -120,10 +120,7 @@ class Judgement:
         lines = [headline]
         for verdict in self.verdicts:
             rates = f" [{verdict.rates.text()}]" if verdict.rates and verdict.rates.text() else ""
-            lines.append(
-                f"  [{'ok' if verdict.passed else 'FAILED'}] {verdict.check}: "
-                f"{verdict.summary}{rates}"
-            )
+            lines.append(f"  [{_mark(verdict)}] {verdict.check}: {verdict.summary}{rates}")
         lines += [f"  [note] {note}" for note in self.notes]
         if self.memory:
             lines.append(f"  [memory] {self.memory.text()}")
@@ -442,3 +439,9 @@ def _balance(figures: RunFigures, thresholds: Thresholds) -> list[Verdict]:
             )
         )
     return verdicts
+
+
+def _mark(verdict: Verdict) -> str:
+    if not verdict.passed:
+        return "FAILED"
+    return "ok, at low power" if verdict.underpowered else "ok"
