@@ -169,13 +169,11 @@ class HealthyCount(PodWatch):
             before = [pods for at, pods in self.history if at <= start][-1:]
             during = [pods for at, pods in self.history if start < at <= end]
             labels = dict(self._labels)
-        if budget is not None:
-            return min(
-                (sum(budget.selects(labels.get(pod, {})) for pod in pods)
-                 for pods in before + during),
-                default=0,
-            )  # fmt: skip
-        return min((len(pods) for pods in before + during), default=0)
+        counted = budget or Budget("all", 0, 0)  # a budget with no selector counts every pod
+        return min(
+            (sum(counted.selects(labels.get(pod, {})) for pod in pods) for pods in before + during),
+            default=0,
+        )
 
 
 def schedulable_workers(kube: KubeTarget) -> list[str]:
@@ -246,8 +244,9 @@ def evict_from(
                 if error.status == TOO_MANY_REQUESTS:
                     done.refused += 1
                     continue
-                if MANY_BUDGETS in _message(error):
-                    raise EvictionRefused(refusal(pod, _message(error), budgets)) from error
+                message = _message(error)
+                if MANY_BUDGETS in message:
+                    raise EvictionRefused(refusal(pod, message, budgets)) from error
                 if error.status != NOT_FOUND:
                     raise
             left.remove(pod)
