@@ -30,7 +30,9 @@ def ask() -> dict:
         response = connection.getresponse()
         response.read()
         return {"t": sent, "pod": response.getheader(POD_HEADER), "status": response.status}
-    except OSError as error:  # refused, reset, timed out: a failed request
+    # Refused, reset, timed out (OSError), or an answer cut short or malformed (HTTPException:
+    # IncompleteRead, BadStatusLine): a failed request, not the end of the client.
+    except (OSError, http.client.HTTPException) as error:
         return {"t": sent, "error": f"{type(error).__name__}: {error}"}
     finally:
         connection.close()
