@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from kubeverify import KubeTarget, Observation, cluster_state, wait_until
+from kubeverify.diagnostics import ended_how
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 IMAGE = "iris-locust:poc"  # the manifests' own tag, loaded into the nodes, never pulled
@@ -317,7 +318,7 @@ def _state(status) -> str:
     if state.running is not None:
         text = "running"
     elif state.terminated is not None:
-        text = f"terminated ({_ended_how(state.terminated)})"
+        text = f"terminated ({ended_how(state.terminated)})"
     elif state.waiting is not None:
         text = f"waiting ({state.waiting.reason})"
     else:
@@ -326,14 +327,8 @@ def _state(status) -> str:
         text += f", {status.restart_count} restart{'s' * (status.restart_count != 1)}"
         last = status.last_state.terminated if status.last_state else None
         if last is not None:
-            text += f", last ended ({_ended_how(last)})"
+            text += f", last ended ({ended_how(last)})"
     return text
-
-
-def _ended_how(terminated) -> str:
-    return ", ".join(
-        [*([terminated.reason] if terminated.reason else []), f"exit code {terminated.exit_code}"]
-    )
 
 
 def _none_left(target: KubeTarget) -> Observation:

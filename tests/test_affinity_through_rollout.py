@@ -131,7 +131,7 @@ def test_a_client_is_judged_from_the_streak_that_warmed_it_up():
     }
     placed = SimpleNamespace(
         spec=SimpleNamespace(node_name="w1"),
-        status=SimpleNamespace(pod_ip="10.244.1.5", phase="Running"),
+        status=SimpleNamespace(pod_ip="10.244.1.5", phase="Running", container_statuses=None),
     )
     core = SimpleNamespace(
         read_namespaced_pod_log=lambda name, ns: "\n".join(logs[name]),
@@ -143,6 +143,20 @@ def test_a_client_is_judged_from_the_streak_that_warmed_it_up():
         group.warm_up({"web-a", "web-b"}, count=6, timeout=0)  # not yet: failures among them
     # What a person needs to look further: which clients, where they run.
     assert "c-0 on w1 at 10.244.1.5 (Running), c-1 on w1" in str(short.value)
+    # A client whose container never started says the runtime's word on it.
+    never = "runc create failed: error setting cgroup config for procHooks: unable to freeze"
+    ended = SimpleNamespace(reason="StartError", exit_code=128, message=never)
+    placed.status = SimpleNamespace(
+        pod_ip="10.244.1.5",
+        phase="Failed",
+        container_statuses=[
+            SimpleNamespace(name="client", state=SimpleNamespace(terminated=ended))
+        ],
+    )
+    assert group.whereabouts(["c-0"]) == (
+        f"c-0 on w1 at 10.244.1.5 (Failed; client ended (StartError, exit code 128, {never}))"
+    )
+    placed.status = SimpleNamespace(pod_ip="10.244.1.5", phase="Running", container_statuses=None)
     last = r"'c-0': '4 answers, 2 failed \(the last: status 404, expected 200\)'"
     with pytest.raises(DeadlineExceeded, match=last):
         group.wait_answered(0.0, count=7, timeout=0)

@@ -347,27 +347,32 @@ def _kind_config_written(kind_cluster: KindProjectCluster) -> dict:
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
-def test_on_cgroup_v1_the_generated_kind_config_lets_the_kubelet_run_and_says_so(
+def test_on_cgroup_v1_the_generated_kind_config_gets_what_the_host_needs_and_says_so(
     machine, make, said, version
 ):
     machine.runs_cgroup(version)
     kind_cluster = make()
     _up_and_down(kind_cluster, None)
-    patches = _kind_config_written(kind_cluster).get("kubeadmConfigPatches")
-    told = [line for line in said if "failCgroupV1: false" in line]
+    written = _kind_config_written(kind_cluster)
+    told = [line for line in said if "cgroup v1" in line]
     if version == "1":
-        assert patches == ["kind: KubeletConfiguration\nfailCgroupV1: false\n"]
-        assert told == [
-            "[test] this machine's Docker runs cgroup v1, which kubelet 1.35 and later refuse "
-            "unless their KubeletConfiguration sets failCgroupV1: false: the generated kind "
-            "config sets it"
+        assert written["kubeadmConfigPatches"] == [
+            "kind: KubeletConfiguration\nfailCgroupV1: false\ncgroupDriver: cgroupfs\n"
         ]
+        assert "SystemdCgroup = false" in written["containerdConfigPatches"][0]
+        (note,) = told
+        assert note.startswith(
+            "[test] this machine's Docker runs cgroup v1: the kind config gets failCgroupV1: "
+            "false (kubelet 1.35 and later refuse cgroup v1 without it); and the cgroupfs driver"
+        )
+        assert "unable to freeze" in note
     else:
-        assert patches is None
+        assert "kubeadmConfigPatches" not in written
+        assert "containerdConfigPatches" not in written
         assert told == []
 
 
-def test_on_cgroup_v1_a_kind_config_of_the_targets_own_without_it_is_warned_of(
+def test_on_cgroup_v1_a_kind_config_of_the_targets_own_gets_what_it_does_not_say(
     machine, make, said, tmp_path, port
 ):
     machine.runs_cgroup("1")
@@ -379,6 +384,7 @@ def test_on_cgroup_v1_a_kind_config_of_the_targets_own_without_it_is_warned_of(
                 {"containerPort": port, "hostPort": port, "listenAddress": "127.0.0.1"}]},
             {"role": "worker"}, {"role": "worker"},
         ],
+        "kubeadmConfigPatches": ["kind: KubeletConfiguration\ncgroupDriver: systemd\n"],
     }  # fmt: skip
     (tmp_path / "kind.yaml").write_text(yaml.safe_dump(config))
     target = tmp_path / "verify.toml"
@@ -387,11 +393,15 @@ def test_on_cgroup_v1_a_kind_config_of_the_targets_own_without_it_is_warned_of(
     kind_cluster.target = load(target)
     kind_cluster.config = config
     _up_and_down(kind_cluster, None)
-    assert "kubeadmConfigPatches" not in _kind_config_written(kind_cluster)  # left as written
-    (warning,) = [line for line in said if "failCgroupV1" in line]
-    assert warning.startswith("[test] warning: this machine's Docker runs cgroup v1")
-    assert f"{tmp_path / 'kind.yaml'} does not" in warning
-    assert "Kubernetes 1.35 or later will not start" in warning
+    written = _kind_config_written(kind_cluster)
+    assert written["kubeadmConfigPatches"] == [
+        *config["kubeadmConfigPatches"],
+        "kind: KubeletConfiguration\nfailCgroupV1: false\n",
+    ]
+    assert "containerdConfigPatches" not in written  # its driver is its own choice
+    (note,) = [line for line in said if "cgroup v1" in line]
+    assert "failCgroupV1: false" in note
+    assert "cgroupfs" not in note
 
 
 @pytest.mark.parametrize(("running", "refused"), [("nftables", False), ("", True)])

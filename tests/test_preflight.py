@@ -194,19 +194,47 @@ def test_a_cluster_is_reused_only_when_its_nodes_and_ports_match(target):
     )
 
 
-def test_a_kind_config_that_lets_the_kubelet_run_on_cgroup_v1_is_told_apart():
-    from kubeverify.providers.kind.preflight import sets_fail_cgroup_v1_false
+def test_a_cgroup_v1_host_gets_a_kubelet_allowed_there_and_the_cgroupfs_driver_on_both_sides():
+    from kubeverify.providers.kind.cgroup_v1 import CONTAINERD_CGROUPFS, fit, kubelet_fields
 
-    kubelet = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
-    assert sets_fail_cgroup_v1_false({"kubeadmConfigPatches": [kubelet]})
-    assert sets_fail_cgroup_v1_false(yaml.safe_load((ROOT / "kind-config.yaml").read_text()))
-    assert not sets_fail_cgroup_v1_false({})
-    assert not sets_fail_cgroup_v1_false(
-        {"kubeadmConfigPatches": [kubelet.replace("false", "true"), "kind: [unclosed"]}
-    )
-    assert not sets_fail_cgroup_v1_false(
-        {"kubeadmConfigPatches": [kubelet.replace("KubeletConfiguration", "InitConfiguration")]}
-    )
+    fitted, added = fit({"nodes": []})
+    assert kubelet_fields(fitted) == {
+        "kind": "KubeletConfiguration",
+        "failCgroupV1": False,
+        "cgroupDriver": "cgroupfs",
+    }
+    assert fitted["containerdConfigPatches"] == [CONTAINERD_CGROUPFS]
+    assert "SystemdCgroup = false" in CONTAINERD_CGROUPFS
+    assert [a.split(" ")[0] for a in added] == ["failCgroupV1:", "the"]
+
+
+def test_what_a_kind_config_says_of_cgroups_itself_is_kept():
+    from kubeverify.providers.kind.cgroup_v1 import fit, kubelet_fields
+
+    iris = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    fitted, added = fit(iris)
+    assert fitted["kubeadmConfigPatches"][:-1] == iris["kubeadmConfigPatches"]  # added to
+    assert kubelet_fields(fitted)["cgroupDriver"] == "cgroupfs"
+    assert len(added) == 1
+    assert "cgroupfs" in added[0]
+    # A driver named on either side keeps the pair as the config chose it.
+    systemd = {"kubeadmConfigPatches": ["kind: KubeletConfiguration\ncgroupDriver: systemd\n"]}
+    fitted, _ = fit(systemd)
+    assert kubelet_fields(fitted)["cgroupDriver"] == "systemd"
+    assert "containerdConfigPatches" not in fitted
+    containerd = {"containerdConfigPatches": ["[x]\n  SystemdCgroup = true\n"]}
+    fitted, _ = fit(containerd)
+    assert "cgroupDriver" not in kubelet_fields(fitted)
+    assert fitted["containerdConfigPatches"] == containerd["containerdConfigPatches"]
+    # One that says everything is returned as it is; a patch that is not YAML is passed over.
+    complete = {
+        "kubeadmConfigPatches": [
+            "kind: [unclosed",
+            "kind: KubeletConfiguration\nfailCgroupV1: true\ncgroupDriver: systemd\n",
+        ]
+    }
+    assert fit(complete) == (complete, [])
+    assert kubelet_fields(complete)["failCgroupV1"] is True
 
 
 def test_publish_port_moves_the_first_url_port_in_the_kind_config(target):

@@ -123,12 +123,10 @@ def test_kind_config_is_generated_from_workers_and_loopback_urls(write):
     }
 
 
-def test_kube_proxy_mode_and_cgroup_v1_go_into_the_generated_kind_config(write):
+def test_kube_proxy_mode_goes_into_the_generated_kind_config(write):
     target = load(write(MINIMAL + '\n[cluster]\nkube_proxy_mode = "nftables"\n'))
     assert kind_config(target)["networking"] == {"kubeProxyMode": "nftables"}
     assert "kubeadmConfigPatches" not in kind_config(target)
-    (patch,) = kind_config(target, cgroup_v1=True)["kubeadmConfigPatches"]
-    assert patch == "kind: KubeletConfiguration\nfailCgroupV1: false\n"
     assert "networking" not in kind_config(load(write(MINIMAL)))
 
 

@@ -8,6 +8,7 @@ from kubeverify.kube import KubeTarget
 
 EVENTS = 25
 LOG_LINES = 30
+MESSAGE_TAIL = 200  # characters of a container's end message: runc's cause is at its end
 
 
 def cluster_state(target: KubeTarget, selector: str) -> str:
@@ -72,3 +73,13 @@ def _logs(target: KubeTarget, selector: str) -> str:
             label = "previous container" if previous else "current container"
             chunks.append(f"[{pod.name}, {label}]\n{text.rstrip()}")
     return "\n".join(chunks)
+
+
+def ended_how(terminated) -> str:
+    """A container's end as the kubelet says it: reason, exit code, and the runtime's message
+    (the only word of a container that never started, as runc's 'unable to freeze')."""
+    said = [terminated.reason] if terminated.reason else []
+    said.append(f"exit code {terminated.exit_code}")
+    if terminated.message:
+        said.append(terminated.message.strip()[-MESSAGE_TAIL:])
+    return ", ".join(said)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from kubeverify.diagnostics import ended_how
 from kubeverify.kube import KubeTarget
 from kubeverify.target import Image, Probe, Target
 from kubeverify.waiting import DeadlineExceeded, Observation, wait_until
@@ -208,8 +209,14 @@ class Clients:
             except ApiException as error:  # the message it adds to must not be lost to it
                 said.append(f"{name} not read ({error.reason})")
                 continue
+            ended = [
+                f"; {status.name} ended ({ended_how(status.state.terminated)})"
+                for status in pod.status.container_statuses or []
+                if status.state and status.state.terminated
+            ]
             said.append(
-                f"{name} on {pod.spec.node_name} at {pod.status.pod_ip} ({pod.status.phase})"
+                f"{name} on {pod.spec.node_name} at {pod.status.pod_ip} "
+                f"({pod.status.phase}{''.join(ended)})"
             )
         return ", ".join(said)
 

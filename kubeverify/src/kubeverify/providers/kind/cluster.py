@@ -21,7 +21,7 @@ from pytest_kind import KindCluster
 from kubeverify.kube import KubeTarget
 from kubeverify.preflight import PreflightError, kubectl_binary
 from kubeverify.processes import stream
-from kubeverify.providers.kind import preflight
+from kubeverify.providers.kind import cgroup_v1, preflight
 from kubeverify.providers.kind.image import containerd_reference
 from kubeverify.providers.kind.toolchain import Toolchain
 from kubeverify.target import Target
@@ -33,16 +33,13 @@ NODES_READY_TIMEOUT = 180
 CREATE_TIMEOUT = 600
 KIND_NETWORK = "kind"  # kind creates it for its first cluster and never removes it
 ROLE_LABEL = "io.x-k8s.kind.role"
-# kubelet 1.35 and later refuse to start on a cgroup v1 host unless told otherwise (a field kubelet
-# has had since 1.31); kind's own config does not say it.
-KUBELET_CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 
-def kind_config(target: Target, publish_port: int | None = None, cgroup_v1: bool = False) -> dict:
+def kind_config(target: Target, publish_port: int | None = None) -> dict:
     """The target's kind config: its own file, or one control plane and `workers` workers, the
-    control plane publishing every loopback service URL's port from the same NodePort, kube-proxy
-    in the target's mode, and on a `cgroup_v1` host a kubelet allowed to run there.
-    `publish_port` moves the first service URL's host port there."""
+    control plane publishing every loopback service URL's port from the same NodePort, and
+    kube-proxy in the target's mode. `publish_port` moves the first service URL's host port
+    there."""
     if target.kind_config:
         config = yaml.safe_load(target.kind_config.read_text())
     else:
@@ -59,8 +56,6 @@ def kind_config(target: Target, publish_port: int | None = None, cgroup_v1: bool
             "apiVersion": "kind.x-k8s.io/v1alpha4",
             "nodes": [control_plane] + [{"role": "worker"}] * target.workers,
         }
-        if cgroup_v1:
-            config["kubeadmConfigPatches"] = [KUBELET_CGROUP_V1]
         if target.kube_proxy_mode:
             config["networking"] = {"kubeProxyMode": target.kube_proxy_mode}
     if publish_port is not None:
@@ -177,7 +172,7 @@ class KindProjectCluster:
         else:
             preflight.memory_for(len(self.config["nodes"]))
             if preflight.cgroup_v1():
-                self._allow_cgroup_v1()
+                self._fit_cgroup_v1()
             for port, (address, _) in published_ports(self.config).items():
                 if port_taken(port, "127.0.0.1" if address == "0.0.0.0" else address):
                     raise PreflightError(self._port_taken_message(address, port))
@@ -214,16 +209,12 @@ class KindProjectCluster:
                 wait_nodes_ready(self.kube, count=len(self.config["nodes"]))
             self.ready = True
 
-    def _allow_cgroup_v1(self) -> None:
-        """Say what a cgroup v1 host needs, and give it to a generated config."""
-        if self.target.kind_config is None:
-            self.config = kind_config(self.target, self.publish_port, cgroup_v1=True)
-            self.timer.note(f"{preflight.CGROUP_V1_NOTE}: the generated kind config sets it")
-        elif not preflight.sets_fail_cgroup_v1_false(self.config):
+    def _fit_cgroup_v1(self) -> None:
+        """Add to the kind config what a cgroup v1 host needs and it does not say, and say so."""
+        self.config, added = cgroup_v1.fit(self.config)
+        if added:
             self.timer.note(
-                f"warning: {preflight.CGROUP_V1_NOTE}, and {self.target.kind_config} does not "
-                "(a KubeletConfiguration in its kubeadmConfigPatches): a node image of "
-                "Kubernetes 1.35 or later will not start"
+                "this machine's Docker runs cgroup v1: the kind config gets " + "; and ".join(added)
             )
 
     def _port_taken_message(self, address: str, port: int) -> str:

@@ -20,8 +20,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 from kubeverify.preflight import PreflightError, parse_version
 
 MIN_KIND = (0, 27, 0)
@@ -177,29 +175,6 @@ def cgroup_v1() -> bool:
         check=False,
     )
     return said.stdout.strip() == "1"
-
-
-def sets_fail_cgroup_v1_false(config: dict) -> bool:
-    """Whether a kind config's kubeadm patches give the kubelet `failCgroupV1: false`."""
-    for patch in config.get("kubeadmConfigPatches") or []:
-        try:
-            documents = list(yaml.safe_load_all(patch))
-        except yaml.YAMLError:
-            continue
-        for document in documents:
-            if (
-                isinstance(document, dict)
-                and document.get("kind") == "KubeletConfiguration"
-                and document.get("failCgroupV1") is False
-            ):
-                return True
-    return False
-
-
-CGROUP_V1_NOTE = (
-    "this machine's Docker runs cgroup v1, which kubelet 1.35 and later refuse unless their "
-    "KubeletConfiguration sets failCgroupV1: false"
-)
 
 
 def memory_for(nodes: int, available: int | None = None) -> None:
