@@ -107,25 +107,25 @@ class Run:
         return "client"  # idle for want of requests
 
 
-def image_command() -> list[str]:
+def image_command(dockerfile: Path = DOCKERFILE) -> list[str]:
     """The Dockerfile's CMD: the command every pod runs."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    text = dockerfile.read_text().replace("\\\n", " ")
     commands = [line for line in text.splitlines() if line.startswith("CMD ")]
     if not commands:
-        raise RuntimeError(f"{DOCKERFILE} has no CMD")
+        raise RuntimeError(f"{dockerfile} has no CMD")
     # The last CMD is the final stage's: the image's.
     return json.loads(commands[-1].removeprefix("CMD "))
 
 
-def server_command(app: str | None, port: int) -> list[str]:
+def server_command(app: str | None, port: int, root: Path = ROOT) -> list[str]:
     """How the bench serves `app`: the one place it builds a server's command line.
 
-    The image's own command, read from the Dockerfile rather than copied here, serving `app`
+    The image's own command, read from `root`'s Dockerfile rather than copied here, serving `app`
     (`--app`; None: the iris service, as in the image) on 127.0.0.1:`port` instead of the pod's
     address. Its program is looked up where this interpreter's scripts are, as the image puts
     its venv first on PATH.
     """
-    program, *args = image_command()
+    program, *args = image_command(root / "Dockerfile")
     served = ["--app", app] if app else []
     return [
         str(Path(sys.executable).parent / program), *args, *served, "--host", HOST, "--port",
@@ -188,17 +188,24 @@ class Server:
 
 @contextmanager
 def serving(
-    app: str | None, model_path: Path, log: Path, uvicorn_alone: bool = False
+    app: str | None, model_path: Path, log: Path, uvicorn_alone: bool = False, root: Path = ROOT
 ) -> Iterator[Server]:
     """`server_command(app)` (or `uvicorn_command`) on CPU 0, until it answers on its ready
-    path; stopped after."""
+    path; stopped after. `root`: the checkout whose code it serves (its packages first on the
+    path, ahead of the one installed)."""
     port = _free_port()
-    command = uvicorn_command(app, port) if uvicorn_alone else server_command(app, port)
-    env = {**os.environ, "MODEL_PATH": str(model_path), "POD_NAME": "bench", "NODE_NAME": "bench"}
+    command = uvicorn_command(app, port) if uvicorn_alone else server_command(app, port, root)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "MODEL_PATH": str(model_path),
+        "POD_NAME": "bench",
+        "NODE_NAME": "bench",
+    }
     with log.open("wb") as out:
         # The access log is written, as in production, only not to a terminal.
         server = subprocess.Popen(
-            pinned(SERVER_CPU, command), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            pinned(SERVER_CPU, command), cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     base = f"http://{HOST}:{port}"
     try:
@@ -253,10 +260,10 @@ def measure(
             )
             for i, kind in enumerate(kinds)
         }
-        scripts = {}
-        for i, endpoint in enumerate(ENDPOINTS):
-            scripts[endpoint] = Path(tmp, f"endpoint{i}.lua")
-            scripts[endpoint].write_text(endpoint.setup + _REPORT)
+        scripts = {
+            endpoint: script_for(endpoint, Path(tmp), f"endpoint{i}")
+            for i, endpoint in enumerate(ENDPOINTS)
+        }
         for endpoint in ENDPOINTS:
             wrk(
                 served[endpoint.app, endpoint.uvicorn_alone].base + endpoint.path,
@@ -265,33 +272,48 @@ def measure(
                 connections,
             )
         for _ in range(rounds):
-            runs.append([])
-            for endpoint in ENDPOINTS:
-                pid = served[endpoint.app, endpoint.uvicorn_alone].pid
-                cpu, waited, client = (
-                    _cpu_seconds(pid),
-                    _waited_seconds(pid),
-                    _children_cpu_seconds(),
-                )
-                started = time.monotonic()
-                report = wrk(
-                    served[endpoint.app, endpoint.uvicorn_alone].base + endpoint.path,
-                    scripts[endpoint],
-                    seconds,
-                    connections,
-                )
-                # From before wrk starts to after it exits: a little longer than its own
-                # duration, so the CPU shares err low, never into "server-bound".
-                window = time.monotonic() - started
-                runs[-1].append(
-                    Run(
-                        endpoint=endpoint,
-                        rps=report["requests"] / (report["duration_us"] / 1e6),
-                        p50_ms=report["p50_us"] / 1000,
-                        p99_ms=report["p99_us"] / 1000,
-                        server_cpu=(_cpu_seconds(pid) - cpu) / window,
-                        server_waited=(_waited_seconds(pid) - waited) / window,
-                        client_cpu=(_children_cpu_seconds() - client) / window,
+            runs.append(
+                [
+                    timed_run(
+                        endpoint,
+                        served[endpoint.app, endpoint.uvicorn_alone],
+                        scripts[endpoint],
+                        seconds,
+                        connections,
                     )
-                )
+                    for endpoint in ENDPOINTS
+                ]
+            )
     return runs, [server.command for server in served.values()]
+
+
+def script_for(endpoint: Endpoint, directory: Path, name: str) -> Path:
+    """wrk's script for the endpoint: its request and the JSON report."""
+    script = directory / f"{name}.lua"
+    script.write_text(endpoint.setup + _REPORT)
+    return script
+
+
+def timed_run(
+    endpoint: Endpoint, server: Server, script: Path, seconds: float, connections: int
+) -> Run:
+    """One measured wrk run at the endpoint, with what the server and wrk used meanwhile."""
+    cpu, waited, client = (
+        _cpu_seconds(server.pid),
+        _waited_seconds(server.pid),
+        _children_cpu_seconds(),
+    )
+    started = time.monotonic()
+    report = wrk(server.base + endpoint.path, script, seconds, connections)
+    # From before wrk starts to after it exits: a little longer than its own duration, so the
+    # CPU shares err low, never into "server-bound".
+    window = time.monotonic() - started
+    return Run(
+        endpoint=endpoint,
+        rps=report["requests"] / (report["duration_us"] / 1e6),
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        server_cpu=(_cpu_seconds(server.pid) - cpu) / window,
+        server_waited=(_waited_seconds(server.pid) - waited) / window,
+        client_cpu=(_children_cpu_seconds() - client) / window,
+    )

@@ -27,9 +27,6 @@ from pathlib import Path
 
 import yaml
 
-from kubeverify.providers.kind.cgroup_v1 import fit as fit_cgroup_v1
-from kubeverify.providers.kind.preflight import cgroup_v1
-
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "examples/echo/verify.toml"
 IMAGE = "echo:example"  # the tag examples/echo/verify.toml names
@@ -151,6 +148,12 @@ def verify(python: str, kubeconfig: Path, port: int, reports: Path, workdir: Pat
     return subprocess.run(command, cwd=workdir, timeout=RUN_TIMEOUT, check=False).returncode
 
 
+def cgroup_v1() -> bool:
+    said = subprocess.run(["docker", "info", "--format", "{{.CgroupVersion}}"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    return said.stdout.strip() == "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ci.existing_cluster", description=__doc__)
     parser.add_argument("--python", required=True, help="the python whose kubeverify to run")
@@ -174,8 +177,14 @@ def main(argv: list[str] | None = None) -> int:
                 {"role": "worker"}, {"role": "worker"}],
         }  # fmt: skip
         if cgroup_v1():
-            # What a user who makes a cluster on such a host needs too, as the README says.
-            config, _ = fit_cgroup_v1(config)
+            # What a user who makes a cluster by hand on such a host writes, as the README says.
+            config["kubeadmConfigPatches"] = [
+                "kind: KubeletConfiguration\nfailCgroupV1: false\ncgroupDriver: cgroupfs\n"
+            ]
+            config["containerdConfigPatches"] = [
+                '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+                "  SystemdCgroup = false\n"
+            ]
         (workdir / "kind.yaml").write_text(yaml.safe_dump(config))
         create = [found["kind"], "create", "cluster", "--name", name, "--config",
                   str(workdir / "kind.yaml"), "--kubeconfig", str(kubeconfig)]  # fmt: skip

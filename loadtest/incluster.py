@@ -19,8 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeverify import KubeTarget, Observation, cluster_state, wait_until
-from kubeverify.diagnostics import ended_how
+from kubeverify import KubeTarget, Observation, cluster_state, termination_text, wait_until
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 IMAGE = "iris-locust:poc"  # the manifests' own tag, loaded into the nodes, never pulled
@@ -318,7 +317,7 @@ def _state(status) -> str:
     if state.running is not None:
         text = "running"
     elif state.terminated is not None:
-        text = f"terminated ({ended_how(state.terminated)})"
+        text = f"terminated ({termination_text(state.terminated)})"
     elif state.waiting is not None:
         text = f"waiting ({state.waiting.reason})"
     else:
@@ -327,7 +326,7 @@ def _state(status) -> str:
         text += f", {status.restart_count} restart{'s' * (status.restart_count != 1)}"
         last = status.last_state.terminated if status.last_state else None
         if last is not None:
-            text += f", last ended ({ended_how(last)})"
+            text += f", last ended ({termination_text(last)})"
     return text
 
 

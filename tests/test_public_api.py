@@ -41,7 +41,7 @@ PUBLIC = {
     # traffic, waiting, timing, processes, diagnostics
     "Endpoint", "BackgroundTraffic", "fresh_connection_requests", "wait_until_every_pod_answers",
     "wait_until", "Observation", "DeadlineExceeded", "PhaseTimer", "format_table",
-    "interrupt_on_termination", "stop_process", "cluster_state",
+    "interrupt_on_termination", "stop_process", "cluster_state", "termination_text",
 }  # fmt: skip
 PUBLIC_LOCUST = {"OVERRUN_S", "aggregated", "headless_command", "listeners", "run", "started"}
 

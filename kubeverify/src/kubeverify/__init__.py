@@ -86,6 +86,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "interrupt_on_termination": ("kubeverify.processes", None),
     "stop_process": ("kubeverify.processes", "stop"),
     "cluster_state": ("kubeverify.diagnostics", None),
+    "termination_text": ("kubeverify.diagnostics", None),
 }
 
 __all__ = ["__version__", *_PUBLIC]

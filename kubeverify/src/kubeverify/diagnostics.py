@@ -75,7 +75,7 @@ def _logs(target: KubeTarget, selector: str) -> str:
     return "\n".join(chunks)
 
 
-def ended_how(terminated) -> str:
+def termination_text(terminated) -> str:
     """A container's end as the kubelet says it: reason, exit code, and the runtime's message
     (the only word of a container that never started, as runc's 'unable to freeze')."""
     said = [terminated.reason] if terminated.reason else []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeverify.diagnostics import ended_how
+from kubeverify.diagnostics import termination_text
 from kubeverify.kube import KubeTarget
 from kubeverify.target import Image, Probe, Target
 from kubeverify.waiting import DeadlineExceeded, Observation, wait_until
@@ -210,7 +210,7 @@ class Clients:
                 said.append(f"{name} not read ({error.reason})")
                 continue
             ended = [
-                f"; {status.name} ended ({ended_how(status.state.terminated)})"
+                f"; {status.name} ended ({termination_text(status.state.terminated)})"
                 for status in pod.status.container_statuses or []
                 if status.state and status.state.terminated
             ]
