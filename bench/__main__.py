@@ -33,8 +33,11 @@ def verdict(met: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0, help="per measured wrk run")
-    parser.add_argument("--rounds", type=int, default=8, help="alternating runs per endpoint")
+    # Many short rounds rather than a few long ones: on a machine whose speed swings within
+    # seconds, a ratio's interval narrows with the rounds, not with their length (wrk counts
+    # whole seconds).
+    parser.add_argument("--seconds", type=int, default=1, help="per measured wrk run")
+    parser.add_argument("--rounds", type=int, default=30, help="alternating runs per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per endpoint first")
     parser.add_argument("--connections", type=int, default=16, help="wrk's concurrency")
     parser.add_argument("--retrain-calls", type=int, default=10)

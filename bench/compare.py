@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("before", help="a commit, branch or tag")
     parser.add_argument("after", nargs="?", default=WORKING_TREE, help="default: the working tree")
-    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="per measured wrk run")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
+    parser.add_argument("--seconds", type=int, default=1, help="per measured wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per server first")
     parser.add_argument("--connections", type=int, default=16, help="wrk's concurrency")
     parser.add_argument(

@@ -42,6 +42,7 @@ class Capacity:
     locust_cpu: float  # cores used on average while the users ran
     server_cpu: float
     exit_code: int
+    log_tail: str = ""  # the end of Locust's log, where its verdict or traceback is, on a failure
 
     @property
     def rps_per_locust_core(self) -> float:
@@ -104,7 +105,15 @@ def measure(
         locust_cpu=locust_cpu / seconds,
         server_cpu=server_cpu / seconds,
         exit_code=process.returncode,
+        log_tail=_verdict_lines(log) if process.returncode else "",
     )
+
+
+def _verdict_lines(log: Path, lines: int = 25) -> str:
+    """The end of Locust's log before its statistics tables: the verdict, or the traceback."""
+    text = log.read_text(errors="replace").splitlines()
+    tables = next((n for n, line in enumerate(text) if line.startswith("Type ")), len(text))
+    return "\n".join(text[max(0, tables - lines) : tables])
 
 
 def _users_started(log: Path, process) -> Observation:
@@ -163,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     keep_alive, new = results
     print(f"  new connection / keep-alive: {new.rps / keep_alive.rps:.2f}")
-    failed = [r.mode for r in results if r.exit_code != 0]
-    if failed:
+    failed = [r for r in results if r.exit_code != 0]
+    for r in failed:
         print(
-            f"  the verdict failed for {', '.join(failed)}: see the errors above", file=sys.stderr
+            f"  the {r.mode} run's verdict failed (Locust exit code {r.exit_code}); the end of "
+            f"its log:\n{r.log_tail}",
+            file=sys.stderr,
         )
-        return 1
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

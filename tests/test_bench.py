@@ -22,14 +22,13 @@ def test_the_server_command_is_the_images_serving_the_given_app_on_loopback():
     assert "--app" not in throughput.server_command(throughput.SERVICE_APP, 8123)
 
 
-def test_the_server_command_is_the_dockerfiles(tmp_path, monkeypatch):
+def test_the_server_command_is_the_dockerfiles_of_the_checkout_served(tmp_path):
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(
         'FROM base AS build\nCMD ["sh"]\nFROM base\n'
         'CMD ["python", "-m", "service.server", \\\n     "--flag-of-the-image"]\n'
     )
-    monkeypatch.setattr(throughput, "DOCKERFILE", dockerfile)
-    assert throughput.server_command("bench.hello:app", 8123)[1:] == [
+    assert throughput.server_command("bench.hello:app", 8123, root=tmp_path)[1:] == [
         "-m", "service.server", "--flag-of-the-image", "--app", "bench.hello:app",
         "--host", "127.0.0.1", "--port", "8123",
     ]  # fmt: skip
@@ -61,3 +60,14 @@ def test_the_in_cluster_masters_end_of_run_stays_far_inside_its_memory_limit():
     assert measured.verdict_mib < 64, measured
     assert measured.peak_mib < 0.6 * master_memory.master_limit_mib(), measured
     assert measured.reported.startswith("master peak memory ")
+
+
+def test_a_failed_capacity_run_shows_the_end_of_locusts_log_before_its_tables(tmp_path):
+    from bench.locust_capacity import _verdict_lines
+
+    log = tmp_path / "locust.log"
+    log.write_text(
+        "starting\nTraceback (most recent call last):\nValueError: why\nType  Name\nrows\n"
+    )
+    assert _verdict_lines(log) == "starting\nTraceback (most recent call last):\nValueError: why"
+    assert _verdict_lines(log, lines=1) == "ValueError: why"

@@ -393,6 +393,15 @@ def test_a_single_expected_pod_is_not_judged_for_balance():
     assert "one pod" in verdict.notes[0]
 
 
+def test_a_single_pod_over_keep_alive_connections_is_not_judged_for_balance_either():
+    # As `python -m bench.locust_capacity` runs it: the verdict raised here once (a split of
+    # one pod), and the capacity step failed its keep-alive run for it.
+    counts = figures({"pod-a": 5000}, transport=KEEP_ALIVE, connections={"pod-a": 32})
+    verdict = evaluate(counts, Thresholds(expected_pods=1))
+    assert verdict.passed, verdict.text()
+    assert "balance not judged: one pod, or both balance checks off" in verdict.notes
+
+
 @pytest.mark.parametrize(
     "bad",
     [

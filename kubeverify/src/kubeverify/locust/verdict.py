@@ -366,8 +366,9 @@ def _balance_of_connections(
     connections per pod are judged as a new-connection run's requests are, once there are as
     many as the stated power needs."""
     connections = dict(figures.connections or {})
-    wanted = required_requests(thresholds.pod_count)
     opened = sum(connections.values())
+    # One pod has no balance to judge, nor a number of draws its power needs.
+    wanted = required_requests(thresholds.pod_count) if thresholds.pod_count > 1 else 0
     if thresholds.pod_count == 1 or not (thresholds.alpha or thresholds.max_skew):
         why = "one pod, or both balance checks off"
     elif not pods.passed:
