@@ -71,7 +71,8 @@ def bench(session: nox.Session) -> None:
         except nox.command.CommandFailed:
             missed.append(step[0])
     if missed:
-        session.error(f"missed a goal (see above): {', '.join(missed)}")
+        session.error(f"failed (see above: a resolved miss, or a step that did not finish): "
+                      f"{', '.join(missed)}")  # fmt: skip
 
 
 @nox.session(python=PYTHON)

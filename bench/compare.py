@@ -8,7 +8,8 @@ requests per second over BEFORE's is given with its 95% interval over the rounds
 server bounded both runs. The verdict, against `--tolerance`: no slower (the interval at or
 above 1 - tolerance), SLOWER (all of it below), or not resolved (it straddles that line, with
 the rounds that would tell). Exit code 1 only when classify is resolved SLOWER. Checkouts are
-git worktrees of the run's own, removed at the end.
+git worktrees of the run's own, removed at the end (a run killed outright leaves its entry to
+`git worktree prune`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,19 @@ def checkout(revision: str, place: Path) -> Iterator[tuple[Path, str]]:
     try:
         yield place, f"{commit[:7]} {git('log', '-1', '--format=%s', commit)[:60]}"
     finally:
-        git("worktree", "remove", "--force", str(place))
+        # Never raised from here: it would hide whatever ended the run.
+        removed = subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(place)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if removed.returncode != 0:
+            print(
+                f"warning: worktree {place} not removed ({removed.stderr.strip()}): "
+                "`git worktree prune` drops it once its folder is gone",
+                file=sys.stderr,
+            )
 
 
 def served_from(root: Path) -> Path:
@@ -62,7 +75,7 @@ def served_from(root: Path) -> Path:
     done = subprocess.run(
         [sys.executable, "-c", "import service; print(service.__file__)"],
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env=throughput.serving_env(root),
         capture_output=True,
         text=True,
         check=True,

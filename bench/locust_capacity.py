@@ -42,7 +42,7 @@ class Capacity:
     locust_cpu: float  # cores used on average while the users ran
     server_cpu: float
     exit_code: int
-    log_tail: str = ""  # the end of Locust's log, where its verdict or traceback is, on a failure
+    said: str = ""  # on a failure, Locust's verdict, or the end of its log where none was written
 
     @property
     def rps_per_locust_core(self) -> float:
@@ -105,15 +105,17 @@ def measure(
         locust_cpu=locust_cpu / seconds,
         server_cpu=server_cpu / seconds,
         exit_code=process.returncode,
-        log_tail=_verdict_lines(log) if process.returncode else "",
+        said=what_locust_said(prefix, log) if process.returncode else "",
     )
 
 
-def _verdict_lines(log: Path, lines: int = 25) -> str:
-    """The end of Locust's log before its statistics tables: the verdict, or the traceback."""
-    text = log.read_text(errors="replace").splitlines()
-    tables = next((n for n, line in enumerate(text) if line.startswith("Type ")), len(text))
-    return "\n".join(text[max(0, tables - lines) : tables])
+def what_locust_said(prefix: Path, log: Path, lines: int = 40) -> str:
+    """The verdict kubeverify's listeners wrote, or, where a failure came before it (a
+    traceback in an event handler), the end of Locust's log."""
+    verdict = Path(f"{prefix}_verdict.txt")
+    if verdict.exists():
+        return verdict.read_text(errors="replace").rstrip()
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _users_started(log: Path, process) -> Observation:
@@ -175,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in results if r.exit_code != 0]
     for r in failed:
         print(
-            f"  the {r.mode} run's verdict failed (Locust exit code {r.exit_code}); the end of "
-            f"its log:\n{r.log_tail}",
+            f"  the {r.mode} run failed (Locust exit code {r.exit_code}):\n{r.said}",
             file=sys.stderr,
         )
     return 1 if failed else 0

@@ -179,6 +179,12 @@ def _ready(url: str) -> bool:
         return False
 
 
+def serving_env(root: Path) -> dict[str, str]:
+    """The environment with `root`'s packages first on the path, ahead of the ones installed."""
+    path = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
 @dataclass(frozen=True)
 class Server:
     base: str
@@ -196,8 +202,7 @@ def serving(
     port = _free_port()
     command = uvicorn_command(app, port) if uvicorn_alone else server_command(app, port, root)
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        **serving_env(root),
         "MODEL_PATH": str(model_path),
         "POD_NAME": "bench",
         "NODE_NAME": "bench",
@@ -271,19 +276,20 @@ def measure(
                 warmup,
                 connections,
             )
-        for _ in range(rounds):
-            runs.append(
-                [
-                    timed_run(
-                        endpoint,
-                        served[endpoint.app, endpoint.uvicorn_alone],
-                        scripts[endpoint],
-                        seconds,
-                        connections,
-                    )
-                    for endpoint in ENDPOINTS
-                ]
-            )
+        for number in range(rounds):
+            # The order reversed every other round: no endpoint always runs after another.
+            order = ENDPOINTS if number % 2 == 0 else ENDPOINTS[::-1]
+            ran = {
+                endpoint: timed_run(
+                    endpoint,
+                    served[endpoint.app, endpoint.uvicorn_alone],
+                    scripts[endpoint],
+                    seconds,
+                    connections,
+                )
+                for endpoint in order
+            }
+            runs.append([ran[endpoint] for endpoint in ENDPOINTS])
     return runs, [server.command for server in served.values()]
 
 

@@ -62,12 +62,12 @@ def test_the_in_cluster_masters_end_of_run_stays_far_inside_its_memory_limit():
     assert measured.reported.startswith("master peak memory ")
 
 
-def test_a_failed_capacity_run_shows_the_end_of_locusts_log_before_its_tables(tmp_path):
-    from bench.locust_capacity import _verdict_lines
+def test_a_failed_capacity_run_shows_its_verdict_or_else_the_end_of_locusts_log(tmp_path):
+    from bench.locust_capacity import what_locust_said
 
-    log = tmp_path / "locust.log"
-    log.write_text(
-        "starting\nTraceback (most recent call last):\nValueError: why\nType  Name\nrows\n"
-    )
-    assert _verdict_lines(log) == "starting\nTraceback (most recent call last):\nValueError: why"
-    assert _verdict_lines(log, lines=1) == "ValueError: why"
+    prefix, log = tmp_path / "capacity-new", tmp_path / "capacity-new.log"
+    log.write_text("starting\nTraceback (most recent call last):\nValueError: why\nType  Name\n")
+    assert what_locust_said(prefix, log, lines=2) == "ValueError: why\nType  Name"
+    # The verdict comes after Locust's tables; where it was written, it is what a person needs.
+    Path(f"{prefix}_verdict.txt").write_text("FAILED\n  [FAIL] pods: 1 of 2 answered\n")
+    assert what_locust_said(prefix, log) == "FAILED\n  [FAIL] pods: 1 of 2 answered"

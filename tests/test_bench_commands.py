@@ -15,8 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("wrk") is None or not {0, 1} <= os.sched_getaffinity(0),
-    reason="the throughput bench needs wrk and CPUs 0 and 1",
+    shutil.which("wrk") is None
+    or shutil.which("taskset") is None
+    or not {0, 1} <= getattr(os, "sched_getaffinity", lambda _: set())(0),
+    reason="the throughput bench needs wrk, taskset and CPUs 0 and 1 (Linux)",
 )
 
 

@@ -235,6 +235,13 @@ def test_what_a_kind_config_says_of_cgroups_itself_is_kept():
     }
     assert fit(complete) == (complete, [])
     assert kubelet_fields(complete)["failCgroupV1"] is True
+    # A kubelet that names cgroupfs alone gets containerd's to match; a patch that is not a
+    # string (kind refuses it itself) is passed over.
+    cgroupfs = "kind: KubeletConfiguration\ncgroupDriver: cgroupfs\n"
+    kubelet_only = {"kubeadmConfigPatches": [{"kind": "KubeletConfiguration"}, cgroupfs]}
+    fitted, added = fit(kubelet_only)
+    assert "SystemdCgroup = false" in fitted["containerdConfigPatches"][0]
+    assert added[-1] == "containerd's cgroupfs driver, as the kubelet's names it"
 
 
 def test_publish_port_moves_the_first_url_port_in_the_kind_config(target):

@@ -8,8 +8,10 @@ does not say it itself.
   cgroup v1's freezer gives up ("unable to freeze") when a task cannot be scheduled within its
   few hundred milliseconds of retries, as on a busy two-core machine: the container never
   starts, and a pod that does not restart ends Failed (StartError). cgroupfs, kind's own driver
-  before 1.24, does not freeze. The two must agree, so a config that names either driver keeps
-  its own choice.
+  before 1.24, does not freeze. The two must agree: a config that names a driver keeps its own
+  choice, and one whose kubelet alone names cgroupfs gets containerd's to match.
+
+Only the cluster-wide strategic-merge patches are read; per-node and JSON 6902 ones are not.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def kubelet_fields(config: dict) -> dict:
     """The fields the config's kubeadm patches give the KubeletConfiguration."""
     fields: dict = {}
     for patch in config.get("kubeadmConfigPatches") or []:
+        if not isinstance(patch, str):
+            continue  # not a patch kind can read either; kind says so when it is given it
         try:
             documents = list(yaml.safe_load_all(patch))
         except yaml.YAMLError:
@@ -43,7 +47,8 @@ def kubelet_fields(config: dict) -> dict:
 
 
 def names_containerd_driver(config: dict) -> bool:
-    return any("SystemdCgroup" in patch for patch in config.get("containerdConfigPatches") or [])
+    patches = config.get("containerdConfigPatches") or []
+    return any("SystemdCgroup" in patch for patch in patches if isinstance(patch, str))
 
 
 def fit(config: dict) -> tuple[dict, list[str]]:
@@ -54,19 +59,24 @@ def fit(config: dict) -> tuple[dict, list[str]]:
     if "failCgroupV1" not in kubelet:
         wanted["failCgroupV1"] = False
         added.append("failCgroupV1: false (kubelet 1.35 and later refuse cgroup v1 without it)")
-    cgroupfs = "cgroupDriver" not in kubelet and not names_containerd_driver(config)
-    if cgroupfs:
+    containerd_named = names_containerd_driver(config)
+    if "cgroupDriver" not in kubelet and not containerd_named:
         wanted["cgroupDriver"] = "cgroupfs"
         added.append(
             "the cgroupfs driver for the kubelet and containerd (under systemd's, runc freezes "
             "each new container's cgroup v1, which on a busy machine fails: 'unable to freeze')"
         )
-    if not wanted:
+    cgroupfs = kubelet.get("cgroupDriver", wanted.get("cgroupDriver")) == "cgroupfs"
+    containerd = cgroupfs and not containerd_named
+    if containerd and "cgroupDriver" in kubelet:
+        added.append("containerd's cgroupfs driver, as the kubelet's names it")
+    if not added:
         return config, []
     fitted = dict(config)
-    patch = yaml.safe_dump({"kind": "KubeletConfiguration", **wanted}, sort_keys=False)
-    fitted["kubeadmConfigPatches"] = [*(config.get("kubeadmConfigPatches") or []), patch]
-    if cgroupfs:
+    if wanted:
+        patch = yaml.safe_dump({"kind": "KubeletConfiguration", **wanted}, sort_keys=False)
+        fitted["kubeadmConfigPatches"] = [*(config.get("kubeadmConfigPatches") or []), patch]
+    if containerd:
         fitted["containerdConfigPatches"] = [
             *(config.get("containerdConfigPatches") or []),
             CONTAINERD_CGROUPFS,
