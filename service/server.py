@@ -93,6 +93,7 @@ class ServiceProtocol(HttpToolsProtocol):
         self.wiring = wiring
         self.settings = wiring.settings
         self.identity: list[tuple[bytes, bytes]] = wiring.identity
+        self.connection_id = ""  # peer and number, once connected
         self.deadline = math.inf
         self.late: str | None = None
         self.awaiting_head = True  # the next bytes are a request's line and headers
@@ -117,8 +118,10 @@ class ServiceProtocol(HttpToolsProtocol):
         number = next(self.wiring.connection_numbers)
         # Peer address and number: unique for the life of the process, the same for every
         # request of this connection, so that a client can prove it had a connection each.
-        connection_id = f"{host}:{port}/{number}".encode("latin-1")
-        self.identity = [*self.wiring.identity, (CONNECTION_ID_HEADER, connection_id)]
+        connection_id = f"{host}:{port}/{number}"
+        self.connection_id = connection_id
+        header = (CONNECTION_ID_HEADER, connection_id.encode("latin-1"))
+        self.identity = [*self.wiring.identity, header]
         self.idle_since = self.loop.time()
         self._expect(self.settings.keep_alive_timeout, None)  # a connection that sends nothing
 
@@ -377,6 +380,14 @@ class ServiceProtocol(HttpToolsProtocol):
                 cycle = self.answering if self.late == "body" else None
                 self.refuse(408, f"the request's {self.late} did not arrive in time", cycle)
         elif drain_idle is not None and self.idle() and now - self.idle_since >= drain_idle:
+            # A client may be sending its next request on it this moment, as HTTP/1.1 allows:
+            # that request never reaches the server (a client retries it on a new connection);
+            # the line says which connection it was.
+            log.info(
+                "closed connection %s while draining: idle %.1f s",
+                self.connection_id,
+                now - self.idle_since,
+            )
             self.transport.close()
 
     def idle(self) -> bool:
